@@ -1,0 +1,268 @@
+"""The figure registry (``papers/<paper>/figures.yaml``) and the papermill runner that builds figures.
+
+Each registered figure names a notebook and the parameters that give the paper-scale figure. Building
+runs the notebook with papermill and leaves, under ``papers/<paper>/``::
+
+    figures/<id>.png, figures/<id>.pdf   the figure
+    data/<id>.nc                         the data it plots, with provenance attributes
+    executed/<id>.ipynb                  the executed notebook, provenance in its metadata
+    executed/<id>.sha256                 what was built (notebook, parameters, kit sources)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from kit import io, notebooks, paths, provenance
+
+log = logging.getLogger(__name__)
+
+#: Parameters every figure notebook declares; the runner sets them.
+RUNNER_PARAMETERS = ("figure_id", "output_dir")
+KERNEL = "python3"
+
+
+class FigureError(Exception):
+    """A registry entry, a parameter or a build is wrong; the message names the figure."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One registered figure."""
+
+    paper: str
+    id: str
+    notebook: Path
+    folder: Path
+    parameters: dict = field(default_factory=dict)
+    caption: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.paper}/{self.id}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a figure did not build."""
+
+    key: str
+    reason: str
+    executed: Path | None = None
+
+    def __str__(self) -> str:
+        where = f"\n  executed notebook: {self.executed}" if self.executed else ""
+        return f"{self.key}: {self.reason}{where}"
+
+
+def load_registry(papers_dir: Path | None = None) -> list[Figure]:
+    """Every figure of every ``papers/<paper>/figures.yaml``, by paper then in file order."""
+    papers_dir = Path(papers_dir or paths.papers())
+    root = papers_dir.parent
+    figures = []
+    for registry in sorted(papers_dir.glob("*/figures.yaml")):
+        paper = registry.parent.name
+        try:
+            content = yaml.safe_load(registry.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise FigureError(f"{registry}: not valid YAML: {exc}") from exc
+        entries = content.get("figures") or {}
+        if not isinstance(entries, dict):
+            raise FigureError(f"{registry}: 'figures' must map figure ids to entries")
+        for fig_id, entry in entries.items():
+            if not isinstance(entry, dict) or "notebook" not in entry:
+                raise FigureError(f"{registry}: figure {fig_id!r} needs a 'notebook' entry")
+            unknown = sorted(set(entry) - {"notebook", "parameters", "caption"})
+            if unknown:
+                raise FigureError(f"{registry}: figure {fig_id!r} has unknown keys {unknown}")
+            params = entry.get("parameters") or {}
+            if not isinstance(params, dict):
+                raise FigureError(f"{registry}: figure {fig_id!r}: 'parameters' must be a mapping")
+            notebook = root / entry["notebook"]
+            figures.append(Figure(paper, str(fig_id), notebook, registry.parent, params, entry.get("caption", "")))
+    return figures
+
+
+def select(figures: list[Figure], paper: str | None = None, figure: str | None = None) -> list[Figure]:
+    """Figures of one paper and/or one figure id (``id`` or ``paper/id``); an unknown name lists what exists."""
+    chosen = figures
+    if paper is not None:
+        chosen = [f for f in chosen if f.paper == paper]
+        if not chosen:
+            raise FigureError(f"unknown paper {paper!r}; papers are {sorted({f.paper for f in figures})}")
+    if figure is not None:
+        chosen = [f for f in chosen if figure in (f.id, f.key)]
+        if not chosen:
+            raise FigureError(f"unknown figure {figure!r}; figures are {[f.key for f in figures]}")
+    return chosen
+
+
+def resolve_parameters(fig: Figure, overrides: dict | None = None, *, smoke: bool = False) -> dict:
+    """The parameters a build passes: the registry's (none when ``smoke``), then ``overrides``, checked.
+
+    An unknown name or a value of the wrong type raises ``FigureError`` listing the declared parameters.
+    """
+    declared = notebooks.declared_parameters(fig.notebook)
+    chosen = {**({} if smoke else fig.parameters), **(overrides or {})}
+    listing = "\n".join(f"  {p.describe()}" for p in declared.values())
+    for name, value in chosen.items():
+        if name in RUNNER_PARAMETERS:
+            raise FigureError(f"{fig.key}: {name!r} is set by the runner, not by the registry or -p")
+        if name not in declared:
+            raise FigureError(f"{fig.key}: unknown parameter {name!r}; {fig.notebook.name} declares:\n{listing}")
+        if not declared[name].accepts(value):
+            raise FigureError(
+                f"{fig.key}: parameter {name!r} takes a {declared[name].type.__name__}, "
+                f"got {value!r} ({type(value).__name__}); {fig.notebook.name} declares:\n{listing}"
+            )
+    return chosen
+
+
+def check(figures: list[Figure]) -> list[str]:
+    """Problems of the registry: missing notebooks, runner parameters not declared, bad parameters."""
+    problems = []
+    for fig in figures:
+        try:
+            declared = notebooks.declared_parameters(fig.notebook)
+            missing = [name for name in RUNNER_PARAMETERS if name not in declared]
+            if missing:
+                problems.append(f"{fig.key}: {fig.notebook.name} does not declare {missing}")
+            resolve_parameters(fig)
+        except (FigureError, ValueError, FileNotFoundError) as exc:
+            problems.append(str(exc) if str(exc).startswith(fig.key) else f"{fig.key}: {exc}")
+    return problems
+
+
+def outputs(fig: Figure, output_root: Path | None = None) -> dict[str, Path]:
+    """Where a figure's files go."""
+    base = Path(output_root) / fig.paper if output_root else fig.folder
+    return {
+        "png": base / "figures" / f"{fig.id}.png",
+        "pdf": base / "figures" / f"{fig.id}.pdf",
+        "data": base / "data" / f"{fig.id}.nc",
+        "executed": base / "executed" / f"{fig.id}.ipynb",
+        "hash": base / "executed" / f"{fig.id}.sha256",
+    }
+
+
+def build_hash(fig: Figure, parameters: dict) -> str:
+    """SHA-256 of what a figure depends on: notebook source, parameters and every kit source file."""
+    digest = hashlib.sha256()
+    digest.update(notebooks.source_hash(fig.notebook).encode())
+    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    package = paths.root() / "kit"
+    for source in paths.kit_sources():
+        digest.update(str(source.relative_to(package)).encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def build(
+    figures: list[Figure],
+    *,
+    overrides: dict | None = None,
+    force: bool = False,
+    smoke: bool = False,
+    output_root: Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Build ``figures``; returns the data files written or kept.
+
+    A figure whose notebook, parameters and kit sources are unchanged since its last build is skipped
+    unless ``force``. Every failure is collected; at the end ``FigureError`` lists each with its id,
+    failing cell and executed notebook.
+    """
+    from tqdm.auto import tqdm
+
+    jobs = [(fig, resolve_parameters(fig, overrides, smoke=smoke)) for fig in figures]
+    written, failures = [], []
+    for fig, params in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
+        files = outputs(fig, output_root)
+        digest = build_hash(fig, params)
+        if not force and _up_to_date(files, digest):
+            log.info("%s is up to date", fig.key)
+            written.append(files["data"])
+            continue
+        failure = _run(fig, params, files)
+        if failure:
+            failures.append(failure)
+            continue
+        files["hash"].write_text(digest + "\n")
+        written.append(files["data"])
+    if failures:
+        raise FigureError(f"{len(failures)} of {len(jobs)} figure(s) failed:\n" + "\n".join(map(str, failures)))
+    return written
+
+
+def _up_to_date(files: dict[str, Path], digest: str) -> bool:
+    if not all(path.exists() for path in files.values()):
+        return False
+    return files["hash"].read_text().strip() == digest
+
+
+def _run(fig: Figure, params: dict, files: dict[str, Path]) -> Failure | None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    for path in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+    injected = {**params, "figure_id": fig.id, "output_dir": str(files["data"].parents[1])}
+    try:
+        papermill.execute_notebook(
+            str(fig.notebook),
+            str(files["executed"]),
+            parameters=injected,
+            kernel_name=KERNEL,
+            cwd=str(fig.notebook.parent),
+            progress_bar=False,
+        )
+    except PapermillExecutionError as exc:
+        first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
+        reason = f"cell {exc.cell_index} ({first_line!r}) raised {exc.ename}: {exc.evalue}"
+        return Failure(fig.key, reason, files["executed"])
+    except Exception as exc:  # a kernel that died or never started is a failure of this figure
+        return Failure(fig.key, f"{type(exc).__name__}: {exc}", files["executed"])
+    missing = [str(files[k]) for k in ("png", "pdf", "data") if not files[k].exists()]
+    if missing:
+        return Failure(fig.key, f"the notebook ran but did not write {missing}", files["executed"])
+    _stamp(fig, params, files)
+    return None
+
+
+def _stamp(fig: Figure, params: dict, files: dict[str, Path]) -> None:
+    """Record what was run in the data's attributes and the executed notebook's metadata."""
+    declared = notebooks.declared_parameters(fig.notebook)
+    effective = {name: p.default for name, p in declared.items() if name not in RUNNER_PARAMETERS} | params
+    stamp = {
+        **provenance.collect(effective, effective.get("seed")),
+        "provenance_figure": fig.key,
+        "provenance_notebook": str(fig.notebook.relative_to(paths.root()))
+        if fig.notebook.is_relative_to(paths.root())
+        else str(fig.notebook),
+        "provenance_notebook_sha256": notebooks.source_hash(fig.notebook),
+    }
+    data = io.load_dataset(files["data"])
+    data.attrs.update(stamp)
+    io.save_dataset(data, files["data"])
+    executed = notebooks.read(files["executed"])
+    executed.metadata["kit"] = {"provenance": stamp}
+    nbformat.write(executed, files["executed"])
+
+
+def kernel_python() -> str | None:
+    """The interpreter the ``python3`` kernel would start, or None when it is this process's own."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec(KERNEL).argv
+    if argv[0] in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}", sys.executable):
+        return None
+    return argv[0]

@@ -1,0 +1,10 @@
+"""Simulators that stream time steps: ``run(params, seed)`` yields :class:`Step` objects.
+
+Light to import: numpy and scipy only (xarray loads when a trajectory or snapshots are asked for).
+"""
+
+from kit.simulators.base import Step
+from kit.simulators.heat import Heat2D
+from kit.simulators.snapshots import snapshots
+
+__all__ = ["Heat2D", "Step", "snapshots"]

@@ -1,0 +1,5 @@
+"""Interactive dashboards (ipywidgets). Built only when a notebook asks (``interactive=True``)."""
+
+from kit.widgets.explorer import SimulatorExplorer
+
+__all__ = ["SimulatorExplorer"]
