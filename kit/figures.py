@@ -158,9 +158,8 @@ def build_hash(fig: Figure, parameters: dict) -> str:
     digest = hashlib.sha256()
     digest.update(notebooks.source_hash(fig.notebook).encode())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    package = paths.root() / "kit"
     for source in paths.kit_sources():
-        digest.update(str(source.relative_to(package)).encode())
+        digest.update(str(source.relative_to(paths.package())).encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()
 

@@ -29,7 +29,11 @@ def papers() -> Path:
     return root() / "papers"
 
 
+def package() -> Path:
+    """The folder of the ``kit`` package itself."""
+    return Path(__file__).resolve().parent
+
+
 def kit_sources() -> list[Path]:
     """Every Python source of the ``kit`` package, sorted (used to hash what a figure depends on)."""
-    package = Path(__file__).resolve().parent
-    return sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(p for p in package().rglob("*.py") if "__pycache__" not in p.parts)

@@ -118,13 +118,13 @@ class ParameterSpace:
             column = points[:, k]
             bad = ~np.isfinite(column)
             if bad.any():
-                raise ValueError(f"parameter {name!r} is not finite: {column[bad][0]!r}")
+                raise ValueError(f"parameter {name!r} is not finite: {float(column[bad][0])!r}")
             if dist in _BOUNDED:
                 low, high = self.bounds[k]
                 out = (column < low) | (column > high)
                 if out.any():
                     raise ValueError(
-                        f"parameter {name!r} = {column[out][0]!r} is outside its bounds [{low:g}, {high:g}]"
+                        f"parameter {name!r} = {float(column[out][0])!r} is outside its bounds [{low:g}, {high:g}]"
                     )
         return arr
 

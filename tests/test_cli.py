@@ -1,0 +1,81 @@
+"""The ``kit`` command, run as a user would."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import write_notebook
+
+from kit import figures
+from kit.cli import _parse_value
+
+
+def kit(*args, root=None):
+    env = {**os.environ, **({"KIT_ROOT": str(root)} if root else {})}
+    return subprocess.run([sys.executable, "-m", "kit.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_list_prints_one_figure_a_line_starting_with_paper_and_id():
+    result = kit("figures", "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [f.key for f in figures.load_registry()]
+    assert any(line.startswith("parameter-space/heat-snapshots\t") for line in lines)
+
+
+def test_check_passes_on_the_registry():
+    result = kit("figures", "check")
+    assert result.returncode == 0, result.stderr
+    assert ", 0 problem(s)" in result.stdout
+
+
+def test_unknown_figure_exits_non_zero_naming_it():
+    result = kit("figures", "build", "--figure", "no-such-figure")
+    assert result.returncode == 1
+    assert "unknown figure 'no-such-figure'; figures are ['parameter-space/heat-snapshots'" in result.stderr
+
+
+def test_unknown_and_mistyped_parameters_exit_non_zero():
+    result = kit("figures", "build", "--figure", "heat-snapshots", "-p", "grid", "3")
+    assert result.returncode == 1
+    assert "unknown parameter 'grid'" in result.stderr and "n: int = 32  # interior grid nodes" in result.stderr
+    result = kit("figures", "build", "--figure", "heat-snapshots", "-p", "n", "big")
+    assert result.returncode == 1
+    assert "parameter 'n' takes a int, got 'big' (str)" in result.stderr
+
+
+def test_build_with_parameter_and_failure_exit_status(tmp_path):
+    params = 'n = 2  # points\nfigure_id = ""  # id\noutput_dir = ""  # folder'
+    body = textwrap.dedent(
+        """\
+        import xarray as xr
+        from matplotlib.figure import Figure
+        import kit.plots
+        assert n < 10, f"n = {n} is too large"
+        kit.plots.save(Figure(), xr.Dataset({"n": n}), figure_id, output_dir)"""
+    )
+    write_notebook(tmp_path / "notebooks" / "nb.ipynb", params, body)
+    (tmp_path / "papers" / "p").mkdir(parents=True)
+    (tmp_path / "papers" / "p" / "figures.yaml").write_text("figures:\n  f: {notebook: notebooks/nb.ipynb}\n")
+    ok = kit("figures", "build", "-p", "n", "3", root=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "papers" / "p" / "data" / "f.nc").exists()
+    failed = kit("figures", "build", "-p", "n", "30", root=tmp_path)
+    assert failed.returncode == 1
+    assert "p/f: cell" in failed.stderr and "AssertionError: n = 30 is too large" in failed.stderr
+
+
+def test_parameter_values_parse_as_yaml_scalars():
+    assert _parse_value("3") == 3
+    assert _parse_value("0.5") == 0.5
+    assert _parse_value("true") is True
+    assert _parse_value("[1, 2]") == [1, 2]
+    assert _parse_value("hello") == "hello"
+
+
+def test_doctor_reports_a_working_environment():
+    result = kit("doctor")
+    assert result.returncode == 0, result.stdout
+    assert "kernel 'python3' runs" in result.stdout
+    assert "torch device:" in result.stdout

@@ -1,0 +1,24 @@
+"""Smoke-profile figure data against small golden netCDF files in tests/golden/.
+
+Data, not pixels: the comparison survives matplotlib and font changes. After an intended change of a
+figure's data, rewrite the files with ``pytest tests/test_golden.py --update-golden`` and review the diff.
+"""
+
+import pytest
+import xarray as xr
+
+from kit import figures, io, paths
+
+GOLDEN = paths.root() / "tests" / "golden"
+REGISTRY = figures.load_registry()
+
+
+@pytest.mark.parametrize("fig", REGISTRY, ids=lambda f: f.key)
+def test_smoke_figure_data_matches_golden(fig, tmp_path, update_golden):
+    (built,) = figures.build([fig], smoke=True, output_root=tmp_path, progress=False)
+    data = io.load_dataset(built)
+    golden = GOLDEN / fig.paper / f"{fig.id}.nc"
+    if update_golden:
+        io.save_dataset(data.drop_attrs(), golden)
+    assert golden.exists(), f"no golden data for {fig.key}: run pytest {__file__} --update-golden"
+    xr.testing.assert_allclose(data, io.load_dataset(golden), rtol=1e-9, atol=1e-9)

@@ -1,0 +1,24 @@
+"""The simulator explorer, driven without a browser: moving a slider changes the field shown."""
+
+import numpy as np
+
+from kit.simulators import Heat2D
+from kit.widgets import SimulatorExplorer
+
+
+def test_parameter_and_step_sliders_change_the_field():
+    sim = Heat2D(n=8, steps=5)
+    explorer = SimulatorExplorer(sim, [300.0, 500.0, 100.0, 100.0, 100.0])
+    assert list(explorer.sliders) == list(sim.space.names)
+    assert explorer.sliders["left"].min == 100.0 and explorer.sliders["left"].max == 500.0
+    last = explorer.frame.values.copy()
+    np.testing.assert_allclose(last[0], list(sim.run(explorer.point))[-1].field)
+
+    explorer.sliders["left"].value = 100.0
+    assert explorer.point["left"] == 100.0
+    assert not np.allclose(explorer.frame.values, last)
+    np.testing.assert_allclose(explorer.frame.values[0], list(sim.run(explorer.point))[-1].field)
+
+    explorer.step.value = 1
+    assert float(explorer.frame.time[0]) == sim.t_end / sim.steps
+    np.testing.assert_allclose(explorer.frame.values[0], next(sim.run(explorer.point)).field)
