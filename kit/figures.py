@@ -181,6 +181,12 @@ def build(
     """
     from tqdm.auto import tqdm
 
+    other = kernel_python()
+    if other:
+        raise FigureError(
+            f"the {KERNEL!r} kernel starts {other}, not this environment's {sys.executable}; "
+            f"remove the stale kernelspec (jupyter kernelspec remove {KERNEL}) or run from this environment"
+        )
     jobs = [(fig, resolve_parameters(fig, overrides, smoke=smoke)) for fig in figures]
     written, failures = [], []
     for fig, params in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
