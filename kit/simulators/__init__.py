@@ -4,7 +4,8 @@ Light to import: numpy and scipy only (xarray loads when a trajectory or snapsho
 """
 
 from kit.simulators.base import Step
+from kit.simulators.grayscott import GrayScott
 from kit.simulators.heat import Heat2D
 from kit.simulators.snapshots import snapshots
 
-__all__ = ["Heat2D", "Step", "snapshots"]
+__all__ = ["GrayScott", "Heat2D", "Step", "snapshots"]

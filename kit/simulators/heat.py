@@ -58,6 +58,8 @@ class Heat2D:
 
     field_name = "temperature"
     units = "K"
+    #: Physical range of the field over the whole space (maximum principle): for scaling and image metrics.
+    field_range = (100.0, 500.0)
 
     def __init__(self, n: int = 64, steps: int = 100, t_end: float = 0.1, alpha: float = 1.0):
         for name, value, low in (("n", n, 3), ("steps", steps, 1)):
@@ -115,6 +117,12 @@ class Heat2D:
             name=self.field_name,
             attrs={"units": self.units},
         )
+
+    def __getstate__(self) -> dict:
+        """Pickle without the factorisation (rebuilt on first use where the simulator lands)."""
+        state = self.__dict__.copy()
+        state.pop("_lu", None)
+        return state
 
     @cached_property
     def _lu(self):

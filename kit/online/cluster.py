@@ -1,0 +1,42 @@
+"""Where simulations run: a dask ``LocalCluster`` by default, or any scheduler reached by address."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
+    """Yield a ``distributed.Client``.
+
+    ``client`` is None (start a ``LocalCluster`` of ``n_workers`` single-threaded processes, closed on
+    exit), a scheduler address such as ``"tcp://10.0.0.5:8786"`` (from dask-jobqueue, dask-kubernetes or
+    ``dask scheduler``), or an existing ``Client`` (used as is, left open). An unreachable address is a
+    ``ConnectionError`` after ``timeout`` seconds.
+    """
+    from distributed import Client, LocalCluster
+
+    if isinstance(client, Client):
+        yield client
+        return
+    if client is None:
+        with (
+            LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as owned,
+        ):
+            yield owned
+        return
+    if not isinstance(client, str):
+        raise TypeError(f"client must be None, a scheduler address or a distributed.Client, got {client!r}")
+    try:
+        owned = Client(client, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(
+            f"no dask scheduler answered at {client!r} within {timeout:g} s; start one with "
+            "'dask scheduler' (and 'dask worker <address>'), or pass client=None for a LocalCluster"
+        ) from exc
+    with owned:
+        yield owned

@@ -1,0 +1,91 @@
+"""What a study leaves: metrics over batches, validation checks, simulations, arrivals, accounting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from kit.online.ledger import Ledger
+
+
+@dataclass
+class StudyResult:
+    """Results of an :class:`~kit.online.study.OnlineStudy`, as xarray Datasets."""
+
+    rows: list[dict]
+    checks: list[dict]
+    ledger: Ledger
+    discarded: dict[str, int]
+    buffer: object
+    trainer: object
+    space: object
+
+    @property
+    def metrics(self) -> xr.Dataset:
+        """Per batch: loss, produced and consumed counts and rates, buffer occupancy and sample age."""
+        if not self.rows:
+            return xr.Dataset(coords={"batch": np.array([], dtype=int)})
+        columns = {key: np.array([row[key] for row in self.rows]) for key in self.rows[0]}
+        batch = columns.pop("batch")
+        seconds = np.maximum(columns["seconds"], 1e-9)
+        ds = xr.Dataset({key: ("batch", value) for key, value in columns.items()}, coords={"batch": batch})
+        ds["produced_per_second"] = ds.produced / seconds
+        ds["consumed_per_second"] = ds.consumed / seconds
+        ds["seconds"].attrs["units"] = "s"
+        ds["age_mean"].attrs["units"] = "batches"
+        return ds
+
+    @property
+    def validation(self) -> xr.Dataset:
+        """Validation error (mean, p99, max over held-out samples) at each check."""
+        if not self.checks:
+            return xr.Dataset(coords={"check_batch": np.array([], dtype=int)})
+        keys = [k for k in self.checks[0] if k != "batch"]
+        return xr.Dataset(
+            {k: ("check_batch", [c[k] for c in self.checks]) for k in keys},
+            coords={"check_batch": [c["batch"] for c in self.checks]},
+        )
+
+    @property
+    def simulations(self) -> xr.Dataset:
+        """Per simulation: parameters, status, attempts, steps received, failure reasons."""
+        sims = sorted(self.ledger.simulations.values(), key=lambda s: s.sim_id)
+        return xr.Dataset(
+            {
+                "params": (("simulation", "parameter"), np.array([s.params for s in sims]).reshape(len(sims), -1)),
+                "status": ("simulation", [s.status for s in sims]),
+                "attempts": ("simulation", [s.attempts for s in sims]),
+                "steps_received": ("simulation", [len(s.steps) for s in sims]),
+                "reasons": ("simulation", ["; ".join(s.reasons) for s in sims]),
+            },
+            coords={"simulation": [s.sim_id for s in sims], "parameter": list(self.space.names)},
+        )
+
+    @property
+    def arrivals(self) -> xr.Dataset:
+        """The arrival log: simulation id, time step, the batch count at arrival and seconds since start."""
+        log = np.array(self.ledger.arrivals, dtype=float).reshape(-1, 4)
+        return xr.Dataset(
+            {
+                "simulation": ("arrival", log[:, 0].astype(int)),
+                "step": ("arrival", log[:, 1].astype(int)),
+                "batch": ("arrival", log[:, 2].astype(int)),
+                "seconds": ("arrival", log[:, 3]),
+            }
+        )
+
+    @property
+    def accounting(self) -> dict[str, int]:
+        """produced = trained + evicted_unseen + discarded (each reason); ``balanced`` says it holds."""
+        metrics = self.buffer.metrics()
+        counts = {
+            "produced": self.ledger.produced,
+            "trained": int(metrics["trained"]),
+            "evicted_unseen": int(metrics["evicted_unseen"]),
+            **{f"discarded_{reason.replace(' ', '_')}": n for reason, n in sorted(self.discarded.items()) if n},
+        }
+        accounted = counts["trained"] + counts["evicted_unseen"] + sum(self.discarded.values())
+        counts["balanced"] = int(accounted == counts["produced"])
+        return counts

@@ -1,0 +1,255 @@
+"""The online-training engine on real dask clusters: streaming, backpressure, faults, accounting, resume."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from kit.online import OnlineStudy, ValidationSet
+from kit.simulators import Heat2D
+from kit.simulators.faulty import Faulty
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def small_study(simulator, client, **options):
+    settings = dict(n_simulations=4, capacity=64, watermark=8, batch_size=8, chunk_steps=2, seed=5, client=client)
+    return OnlineStudy(simulator, **{**settings, **options})
+
+
+def assert_every_step_accounted(result, simulator):
+    accounting = result.accounting
+    assert accounting["balanced"] == 1, accounting
+    ok = result.simulations.status.isin(["ok", "retried"])
+    assert (result.simulations.steps_received[ok] == simulator.steps).all()
+    keys = list(zip(result.arrivals.simulation.values, result.arrivals.step.values, strict=True))
+    assert len(keys) == len(set(keys)), "a (simulation, step) arrived twice in the log"
+
+
+def test_steps_train_while_the_first_simulation_runs(client):
+    # 200 steps cannot fit in the buffer (32) and queue: the simulation can only end after training started.
+    sim = Heat2D(n=8, steps=200)
+    result = OnlineStudy(
+        sim,
+        n_simulations=1,
+        buffer="fifo",
+        capacity=32,
+        watermark=8,
+        batch_size=8,
+        chunk_steps=4,
+        queue_size=2,
+        in_flight=1,
+        client=client,
+        seed=1,
+    ).run(progress=False)
+    arrivals = result.arrivals
+    last = arrivals.where(arrivals.step == sim.steps, drop=True)
+    assert int(last.batch[0]) > 0, "the last step arrived before any training batch: nothing was streamed"
+    assert result.metrics.occupancy.max() <= 1.0
+    assert result.accounting == {"produced": 200, "trained": 200, "evicted_unseen": 0, "balanced": 1}
+
+
+def test_study_trains_and_reports_metrics(client):
+    sim = Heat2D(n=12, steps=10)
+    validation = ValidationSet.simulate(sim, 3, seed=2, client=client)
+    result = small_study(sim, client, validation=validation, validate_every=5).run(progress=False)
+    metrics = result.metrics
+    assert {"loss", "produced_per_second", "consumed_per_second", "occupancy", "age_mean"} <= set(metrics)
+    assert metrics.sizes["batch"] > 5
+    assert (result.simulations.status == "ok").all()
+    checks = result.validation
+    assert checks.check_batch.values[-1] == metrics.batch.values[-1]
+    assert (checks.val_mean <= checks.val_p99).all() and (checks.val_p99 <= checks.val_max).all()
+    assert_every_step_accounted(result, sim)
+
+
+def test_same_seed_same_parameters_on_any_cluster(client):
+    sim = Heat2D(n=8, steps=6)
+    a = small_study(sim, client, sampler="lhs", seed=11).run(progress=False).simulations
+    b = small_study(sim, None, sampler="lhs", seed=11, n_workers=1).run(progress=False).simulations
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.parametrize("fault", ["exception", "nan"])
+def test_failed_simulation_is_retried_with_the_same_parameters(client, tmp_path, fault):
+    sim = Heat2D(n=8, steps=6)
+    faulty = Faulty(sim, fault, tmp_path / "markers", at_step=3, times=1)
+    result = small_study(faulty, client, sampler="sobol").run(progress=False)
+    sims = result.simulations
+    assert (sims.status == "retried").all(), sims.status.values
+    assert (sims.attempts == 2).all()
+    expected = "RuntimeError: injected fault" if fault == "exception" else "NonFiniteField"
+    assert all(expected in reason for reason in sims.reasons.values)
+    assert result.accounting["discarded_duplicate"] == 4 * 2  # steps 1-2 of each, received again on retry
+    assert_every_step_accounted(result, sim)
+
+
+def test_always_failing_parameters_are_redrawn(client, tmp_path):
+    sim = Heat2D(n=8, steps=4)
+    from kit.seeding import simulation_seed
+
+    faulty = Faulty(sim, "exception", tmp_path / "m", at_step=1, times=None, only=[simulation_seed(5, 0)])
+    result = small_study(faulty, client, n_simulations=3, retries=1).run(progress=False)
+    sims = result.simulations
+    assert sims.status.sel(simulation=0) == "redrawn"
+    assert sims.attempts.sel(simulation=0) == 2
+    assert (sims.status.sel(simulation=[1, 2, 3]) == "ok").all()
+    assert not np.allclose(sims.params.sel(simulation=0), sims.params.sel(simulation=3))
+    assert_every_step_accounted(result, sim)
+
+
+def test_too_many_failures_stop_the_study_naming_them(client, tmp_path):
+    from kit.online import StudyError
+
+    faulty = Faulty(Heat2D(n=8, steps=4), "exception", tmp_path / "m", at_step=1, times=None)
+    with pytest.raises(StudyError, match=r"3 simulations failed \(max_failures=2\):\n  simulation \d "):
+        small_study(faulty, client, retries=0, max_failures=2).run(progress=False)
+
+
+def test_hung_simulation_times_out_and_is_retried(client, tmp_path):
+    sim = Heat2D(n=8, steps=6)
+    faulty = Faulty(sim, "hang", tmp_path / "m", at_step=2, times=1, only=[_seed(5, 0)], hang_seconds=60)
+    result = small_study(faulty, client, n_simulations=2, timeout=3.0).run(progress=False)
+    sims = result.simulations
+    assert sims.status.sel(simulation=0) == "retried"
+    assert "hung" in str(sims.reasons.sel(simulation=0).values)
+    assert_every_step_accounted(result, sim)
+
+
+def test_killed_worker_is_detected_and_the_simulation_rerun(client, tmp_path):
+    sim = Heat2D(n=8, steps=6)
+    faulty = Faulty(sim, "kill", tmp_path / "m", at_step=4, times=1, only=[_seed(5, 1)])
+    result = small_study(faulty, client, n_simulations=3, chunk_steps=1).run(progress=False)
+    sims = result.simulations
+    assert sims.status.sel(simulation=1) == "retried"
+    assert (sims.status.sel(simulation=[0, 2]) != "redrawn").all()
+    assert_every_step_accounted(result, sim)
+    client.wait_for_workers(2, timeout=60)
+
+
+def _seed(study, sim):
+    from kit.seeding import simulation_seed
+
+    return simulation_seed(study, sim)
+
+
+@pytest.fixture
+def scheduler(tmp_path):
+    """A real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1."""
+    dask = shutil.which("dask", path=os.path.dirname(sys.executable)) or "dask"
+    file = tmp_path / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        for _ in range(200):
+            if file.exists() and file.stat().st_size:
+                break
+            time.sleep(0.1)
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        dask,
+                        "worker",
+                        "--scheduler-file",
+                        str(file),
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--no-dashboard",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        import json
+
+        address = json.loads(file.read_text())["address"]
+        with Client(address, timeout=30) as probe:
+            probe.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_study_on_a_real_scheduler_by_address(scheduler, client):
+    sim = Heat2D(n=8, steps=6)
+    remote = small_study(sim, scheduler, sampler="random", seed=3).run(progress=False)
+    local = small_study(sim, client, sampler="random", seed=3).run(progress=False)
+    assert (remote.simulations.status == "ok").all()
+    np.testing.assert_array_equal(remote.simulations.params, local.simulations.params)
+    assert_every_step_accounted(remote, sim)
+
+
+RESUMABLE = textwrap.dedent(
+    """\
+    import sys
+    from distributed import Client, LocalCluster
+    from kit.online import OnlineStudy
+    from kit.simulators import Heat2D
+
+    if __name__ == "__main__":
+        with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \\
+                Client(cluster) as client:
+            study = OnlineStudy(Heat2D(n=24, steps=40), n_simulations=10, buffer="fifo", capacity=40, watermark=8,
+                                batch_size=8, chunk_steps=4, checkpoint=sys.argv[1], checkpoint_every=5, seed=9,
+                                client=client)
+            result = study.run(progress=False)
+            result.simulations.to_netcdf(sys.argv[2], engine="h5netcdf")
+            print("accounting", result.accounting)
+    """
+)
+
+
+def test_killed_study_resumes_from_its_checkpoint(tmp_path):
+    script = tmp_path / "study.py"
+    script.write_text(RESUMABLE)
+    checkpoint, out = tmp_path / "study.ckpt", tmp_path / "sims.nc"
+    first = subprocess.Popen(
+        [sys.executable, str(script), str(checkpoint), str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    for _ in range(600):
+        if checkpoint.exists() or first.poll() is not None:
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert checkpoint.exists() and not out.exists(), "the study ended before it could be killed"
+    second = subprocess.run(
+        [sys.executable, str(script), str(checkpoint), str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    import xarray as xr
+
+    sims = xr.open_dataset(out, engine="h5netcdf").load()
+    assert sims.sizes["simulation"] == 10
+    assert set(sims.status.values) <= {"ok", "retried"}
+    assert (sims.steps_received == 40).all()
+    # FIFO trains every sample exactly once: 10 x 40 unique steps, nothing twice, nothing lost.
+    assert "'trained': 400" in second.stdout and "'balanced': 1" in second.stdout
