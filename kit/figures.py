@@ -44,6 +44,7 @@ class Figure:
     folder: Path
     parameters: dict = field(default_factory=dict)
     caption: str = ""
+    golden: tuple[str, ...] | None = None  # data variables compared with golden files; None: all
 
     @property
     def key(self) -> str:
@@ -80,14 +81,27 @@ def load_registry(papers_dir: Path | None = None) -> list[Figure]:
         for fig_id, entry in entries.items():
             if not isinstance(entry, dict) or "notebook" not in entry:
                 raise FigureError(f"{registry}: figure {fig_id!r} needs a 'notebook' entry")
-            unknown = sorted(set(entry) - {"notebook", "parameters", "caption"})
+            unknown = sorted(set(entry) - {"notebook", "parameters", "caption", "golden"})
             if unknown:
                 raise FigureError(f"{registry}: figure {fig_id!r} has unknown keys {unknown}")
             params = entry.get("parameters") or {}
             if not isinstance(params, dict):
                 raise FigureError(f"{registry}: figure {fig_id!r}: 'parameters' must be a mapping")
+            golden = entry.get("golden")
+            if golden is not None and not (isinstance(golden, list) and all(isinstance(g, str) for g in golden)):
+                raise FigureError(f"{registry}: figure {fig_id!r}: 'golden' must be a list of variable names")
             notebook = root / entry["notebook"]
-            figures.append(Figure(paper, str(fig_id), notebook, registry.parent, params, entry.get("caption", "")))
+            figures.append(
+                Figure(
+                    paper,
+                    str(fig_id),
+                    notebook,
+                    registry.parent,
+                    params,
+                    entry.get("caption", ""),
+                    None if golden is None else tuple(golden),
+                )
+            )
     return figures
 
 

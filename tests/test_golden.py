@@ -1,7 +1,9 @@
 """Smoke-profile figure data against small golden netCDF files in tests/golden/.
 
-Data, not pixels: the comparison survives matplotlib and font changes. After an intended change of a
-figure's data, rewrite the files with ``pytest tests/test_golden.py --update-golden`` and review the diff.
+Data, not pixels: the comparison survives matplotlib and font changes. Every figure's data must have the
+golden variables and dimensions; the values of the variables its registry entry lists under ``golden``
+(all when omitted) must match. After an intended change of a figure's data, rewrite the files with
+``pytest tests/test_golden.py --update-golden`` and review the diff.
 """
 
 import pytest
@@ -21,4 +23,8 @@ def test_smoke_figure_data_matches_golden(fig, tmp_path, update_golden):
     if update_golden:
         io.save_dataset(data.drop_attrs(), golden)
     assert golden.exists(), f"no golden data for {fig.key}: run pytest {__file__} --update-golden"
-    xr.testing.assert_allclose(data, io.load_dataset(golden), rtol=1e-9, atol=1e-9)
+    expected = io.load_dataset(golden)
+    assert sorted(data.data_vars) == sorted(expected.data_vars)
+    assert {name: data[name].dims for name in data.data_vars} == {name: expected[name].dims for name in expected}
+    compared = list(expected.data_vars) if fig.golden is None else list(fig.golden)
+    xr.testing.assert_allclose(data[compared], expected[compared], rtol=1e-9, atol=1e-9)

@@ -52,3 +52,11 @@ def test_import_kit_stays_light():
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "", f"importing kit loaded {loaded}"
+
+
+def test_workers_unpickling_the_producer_do_not_import_torch():
+    code = "import sys, kit.online.producer; print('torch' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

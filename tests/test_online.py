@@ -253,3 +253,43 @@ def test_killed_study_resumes_from_its_checkpoint(tmp_path):
     assert (sims.steps_received == 40).all()
     # FIFO trains every sample exactly once: 10 x 40 unique steps, nothing twice, nothing lost.
     assert "'trained': 400" in second.stdout and "'balanced': 1" in second.stdout
+
+
+def test_parameter_outside_the_space_is_an_error_naming_it():
+    with pytest.raises(ValueError, match=r"parameter 'left' = 900.0 is outside its bounds \[100, 500\]"):
+        OnlineStudy(Heat2D(n=8, steps=4), sampler=[[300.0, 900.0, 300.0, 300.0, 300.0]])
+
+
+def test_buffer_capacity_below_batch_size_is_an_error():
+    with pytest.raises(ValueError, match="buffer capacity 8 is below the batch size 16"):
+        OnlineStudy(Heat2D(n=8, steps=4), capacity=8, watermark=8, batch_size=16)
+
+
+def test_watermark_above_capacity_is_an_error():
+    with pytest.raises(ValueError, match="watermark"):
+        OnlineStudy(Heat2D(n=8, steps=4), capacity=32, watermark=64, batch_size=8)
+
+
+def test_unreachable_scheduler_is_a_clear_error_not_a_hang():
+    study = OnlineStudy(
+        Heat2D(n=8, steps=4), client="tcp://127.0.0.1:9", connect_timeout=3.0, capacity=32, batch_size=8
+    )
+    with pytest.raises(ConnectionError, match=r"no dask scheduler answered at 'tcp://127.0.0.1:9' within 3 s"):
+        study.run(progress=False)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("n_simulations", 0), ("in_flight", 0), ("chunk_steps", -1), ("max_batches", 0)]
+)
+def test_bad_study_options_name_the_option(option, value):
+    with pytest.raises(ValueError, match=rf"{option} must be"):
+        OnlineStudy(Heat2D(n=8, steps=4), **{option: value})
+
+
+def test_absent_device_is_an_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="device 'cuda' is not available here"):
+        OnlineStudy(Heat2D(n=8, steps=4), device="cuda")

@@ -7,6 +7,8 @@ study's client when it gathers. The queue is bounded, so a full queue holds the 
 
 from __future__ import annotations
 
+import queue as queue_module
+import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,30 +50,63 @@ def simulate(simulator, token: str, params, seed: int, sim_id: int, queue_name: 
     ``token`` names the study: the first simulator received with it is reused by later tasks on the same
     worker. Returns the number of steps produced. Raises :class:`NonFiniteField` at the first NaN or inf.
     """
-    from distributed import Queue, get_client, get_worker
+    from distributed import get_worker
 
     simulator = _reuse(token, simulator)
-    client = get_client()
-    queue = Queue(queue_name, client=client)
     worker = get_worker().address
     run = uuid.uuid4().hex
     steps, times, fields, produced = [], [], [], 0
-
-    def send():
-        chunk = Chunk(sim_id, run, worker, np.array(steps), np.array(times), np.stack(fields).astype(np.float32))
-        (future,) = client.scatter([chunk], workers=[worker], direct=True, hash=False)
-        queue.put(future)
-        steps.clear(), times.clear(), fields.clear()
-
-    for step in simulator.run(params, seed=seed):
-        if not np.isfinite(step.field).all():
-            raise NonFiniteField(f"simulation {sim_id}: non-finite value in the field at step {step.index}")
-        steps.append(step.index)
-        times.append(step.time)
-        fields.append(step.field)
-        produced += 1
-        if len(steps) == chunk_steps:
-            send()
-    if steps:
-        send()
+    with _Sender(queue_name, worker) as sender:
+        for step in simulator.run(params, seed=seed):
+            if not np.isfinite(step.field).all():
+                raise NonFiniteField(f"simulation {sim_id}: non-finite value in the field at step {step.index}")
+            steps.append(step.index)
+            times.append(step.time)
+            fields.append(step.field.astype(np.float32))
+            produced += 1
+            if len(steps) == chunk_steps or step.index == simulator.steps:
+                sender.send(Chunk(sim_id, run, worker, np.array(steps), np.array(times), np.stack(fields)))
+                steps, times, fields = [], [], []
     return produced
+
+
+class _Sender:
+    """Sends chunks from a background thread, so the simulation computes while the last chunk travels.
+
+    At most ``depth`` chunks wait; a full sender holds the simulation back, as a full queue does. Chunks
+    made before a failure are still sent: they are valid time steps.
+    """
+
+    def __init__(self, queue_name: str, worker: str, depth: int = 2):
+        from distributed import Queue, get_client
+
+        self.client = get_client()
+        self.queue, self.worker = Queue(queue_name, client=self.client), worker
+        self.waiting: queue_module.Queue = queue_module.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="kit-sender", daemon=True)
+        self.thread.start()
+
+    def send(self, chunk: Chunk) -> None:
+        if self.error is not None:
+            raise RuntimeError("sending a streamed chunk failed") from self.error
+        self.waiting.put(chunk)
+
+    def _loop(self) -> None:
+        while (chunk := self.waiting.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                (future,) = self.client.scatter([chunk], workers=[self.worker], direct=True, hash=False)
+                self.queue.put(future)
+            except BaseException as exc:  # reported by the simulation thread at its next send or at exit
+                self.error = exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.waiting.put(None)
+        self.thread.join()
+        if self.error is not None and exc_info[0] is None:
+            raise RuntimeError("sending a streamed chunk failed") from self.error

@@ -89,3 +89,10 @@ class StudyResult:
         accounted = counts["trained"] + counts["evicted_unseen"] + sum(self.discarded.values())
         counts["balanced"] = int(accounted == counts["produced"])
         return counts
+
+    def to_dataset(self) -> xr.Dataset:
+        """Metrics, validation checks, simulations and arrivals in one Dataset; accounting in ``attrs``."""
+        arrivals = self.arrivals.rename({name: f"arrival_{name}" for name in self.arrivals.data_vars})
+        data = xr.merge([self.metrics, self.validation, self.simulations, arrivals], compat="no_conflicts")
+        data.attrs = {f"accounting_{key}": int(value) for key, value in self.accounting.items()}
+        return data

@@ -63,8 +63,9 @@ class OnlineStudy:
         counts as hung, failed simulations tolerated before the study stops.
     checkpoint, checkpoint_every
         File to checkpoint to every ``checkpoint_every`` batches; an existing one is resumed.
-    client
-        None (a ``LocalCluster`` of ``n_workers`` processes), a scheduler address, or a ``Client``.
+    client, n_workers, connect_timeout
+        None (a ``LocalCluster`` of ``n_workers`` processes), a scheduler address (an error after
+        ``connect_timeout`` seconds when none answers), or a ``Client``.
     seed, device, torch_threads
         Study seed (simulation seeds derive from it and the simulation id), torch device, and the CPU
         threads torch may use while the study runs (default 1: the other cores run simulations).
@@ -96,6 +97,7 @@ class OnlineStudy:
         checkpoint_every: int = 100,
         client=None,
         n_workers: int = 2,
+        connect_timeout: float = 10.0,
         seed: int = 0,
         device: str = "cpu",
         torch_threads: int | None = 1,
@@ -136,6 +138,7 @@ class OnlineStudy:
             model = seeded_model(lambda: make_surrogate(model, self.space.dim + 1, shape, **options), seed)
         self.trainer = Trainer(model, lr=lr, device=device)
         self.torch_threads = torch_threads
+        self.connect_timeout = connect_timeout
         self.ledger = Ledger()
         self.metrics: list[dict] = []
         self.checks: list[dict] = []
@@ -160,9 +163,10 @@ class OnlineStudy:
         from tqdm.auto import tqdm
 
         self._resume()
-        self.started = time.perf_counter() - (self.metrics[-1]["seconds"] if self.metrics else 0.0)
-        with connect(self.client, n_workers=self.n_workers) as client:
+        with connect(self.client, n_workers=self.n_workers, timeout=self.connect_timeout) as client:
             queue = Queue(self.name, client=client, maxsize=self.queue_size)
+            # Clock from the first launch (cluster start-up excluded), continued across a resume.
+            self.started = time.perf_counter() - (self.metrics[-1]["seconds"] if self.metrics else 0.0)
             self.futures, self.activity = {}, {}
             for sim in self._running():
                 self._submit(client, sim)
@@ -182,7 +186,7 @@ class OnlineStudy:
                         if callback and self.trainer.batches % callback_every == 0:
                             callback(self.result())
                     if not (received or trained):
-                        time.sleep(0.002)  # idle: let the workers produce
+                        time.sleep(0.01)  # idle: leave the cores to the workers
                 self._stop(client, queue)
             finally:
                 bar.close()
@@ -234,7 +238,10 @@ class OnlineStudy:
         for sim in self._running():
             future = self.futures[sim.sim_id]
             if future.status == "finished" and len(sim.steps) == self.simulator.steps:
-                sim.status = "retried" if sim.attempts > 1 or len(sim.runs) > 1 else "ok"
+                lost = client.run_on_scheduler(_workers_lost, key=future.key)
+                if lost or len(sim.runs) > 1:  # dask reran the task elsewhere after its worker died
+                    sim.reasons.append(f"worker lost while running ({max(lost, 1)} time(s)); rerun by dask")
+                sim.status = "retried" if sim.attempts > 1 or sim.reasons else "ok"
                 del self.futures[sim.sim_id]
             elif future.status == "error":
                 self._failed(client, sim, f"{type(future.exception()).__name__}: {future.exception()}")
@@ -409,6 +416,12 @@ def _restart_worker_of(client, future) -> None:
         client.restart_workers([address], timeout=30)
     except Exception as exc:  # a worker without a nanny cannot be restarted: its thread stays busy
         log.warning("could not restart worker %s running a hung simulation: %s", address, exc)
+
+
+def _workers_lost(dask_scheduler, key) -> int:
+    """How many workers died while running the task ``key`` (dask reruns such a task)."""
+    task = dask_scheduler.tasks.get(key)
+    return task.suspicious if task is not None else 0
 
 
 def _processing_on(dask_scheduler, key):
