@@ -59,7 +59,9 @@ def test_steps_train_while_the_first_simulation_runs(client):
     arrivals = result.arrivals
     last = arrivals.where(arrivals.step == sim.steps, drop=True)
     assert int(last.batch[0]) > 0, "the last step arrived before any training batch: nothing was streamed"
+    # Memory is bounded by the buffer plus the chunks the study may hold before the buffer takes them.
     assert result.metrics.occupancy.max() <= 1.0
+    assert result.metrics.pending.max() <= 4 * (1 + 2)  # chunk_steps x (in_flight + queue_size)
     assert result.accounting == {"produced": 200, "trained": 200, "evicted_unseen": 0, "balanced": 1}
 
 

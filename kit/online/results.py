@@ -24,7 +24,8 @@ class StudyResult:
 
     @property
     def metrics(self) -> xr.Dataset:
-        """Per batch: loss, produced and consumed counts and rates, buffer occupancy and sample age."""
+        """Per batch: loss, produced and consumed counts and rates, buffer occupancy, sample age and the
+        steps received but not yet in the buffer (``pending``)."""
         if not self.rows:
             return xr.Dataset(coords={"batch": np.array([], dtype=int)})
         columns = {key: np.array([row[key] for row in self.rows]) for key in self.rows[0]}

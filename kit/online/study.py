@@ -322,6 +322,7 @@ class OnlineStudy:
                 "consumed": metrics["draws"],
                 "trained": metrics["trained"],
                 "occupancy": metrics["occupancy"],
+                "pending": len(self.pending),
                 "age_mean": metrics["age_mean"],
                 "age_max": metrics["age_max"],
             }
