@@ -10,11 +10,17 @@ import yaml
 
 
 def _parse_value(text: str):
-    """A ``-p`` value as YAML: ``3`` is an int, ``0.5`` a float, ``true`` a bool, anything else a string."""
+    """A ``-p`` value as YAML: ``3`` is an int, ``0.5`` and ``1e-3`` floats, ``true`` a bool, else a string."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import yaml
 
-from kit import io, notebooks, paths, provenance
+from kit import io, notebooks, paths
 
 log = logging.getLogger(__name__)
 
@@ -261,20 +262,27 @@ def _stamp(fig: Figure, params: dict, files: dict[str, Path]) -> None:
     """Record what was run in the data's attributes and the executed notebook's metadata."""
     declared = notebooks.declared_parameters(fig.notebook)
     effective = {name: p.default for name, p in declared.items() if name not in RUNNER_PARAMETERS} | params
-    stamp = {
-        **provenance.collect(effective, effective.get("seed")),
-        "provenance_figure": fig.key,
-        "provenance_notebook": str(fig.notebook.relative_to(paths.root()))
-        if fig.notebook.is_relative_to(paths.root())
-        else str(fig.notebook),
-        "provenance_notebook_sha256": notebooks.source_hash(fig.notebook),
-    }
+    # Host, GPU, versions and git state were written by the kernel that made the data (kit.io).
+    stamp = {"provenance_parameters": json.dumps(effective, sort_keys=True, default=str)}
+    if isinstance(effective.get("seed"), int):
+        stamp["provenance_seed"] = effective["seed"]
+    stamp["provenance_figure"] = fig.key
+    stamp["provenance_notebook"] = (
+        str(fig.notebook.relative_to(paths.root())) if fig.notebook.is_relative_to(paths.root()) else str(fig.notebook)
+    )
+    stamp["provenance_notebook_sha256"] = notebooks.source_hash(fig.notebook)
     data = io.load_dataset(files["data"])
     data.attrs.update(stamp)
     io.save_dataset(data, files["data"])
     executed = notebooks.read(files["executed"])
-    executed.metadata["kit"] = {"provenance": stamp}
+    recorded = {key: value for key, value in data.attrs.items() if key.startswith("provenance_")}
+    executed.metadata["kit"] = {"provenance": {key: _plain(value) for key, value in recorded.items()}}
     nbformat.write(executed, files["executed"])
+
+
+def _plain(value):
+    """A JSON-friendly copy of a netCDF attribute (numpy scalars become Python numbers)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def kernel_python() -> str | None:

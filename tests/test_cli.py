@@ -70,6 +70,7 @@ def test_build_with_parameter_and_failure_exit_status(tmp_path):
 def test_parameter_values_parse_as_yaml_scalars():
     assert _parse_value("3") == 3
     assert _parse_value("0.5") == 0.5
+    assert _parse_value("1e-3") == 0.001
     assert _parse_value("true") is True
     assert _parse_value("[1, 2]") == [1, 2]
     assert _parse_value("hello") == "hello"

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Final statuses of a simulation.
-STATUSES = ("ok", "retried", "redrawn", "failed", "cancelled")
-
 
 @dataclass
 class Simulation:
-    """One simulation id: its parameters, attempts and what came of them."""
+    """One simulation id: its parameters, attempts and what came of them.
+
+    ``status`` is ``running`` until it ends ``ok``, ``retried`` (ok after a retry or a rerun),
+    ``redrawn`` (gave up: its slot went to new parameters), ``failed`` (the study stopped) or ``cancelled``.
+    """
 
     sim_id: int
     params: np.ndarray
@@ -23,7 +24,6 @@ class Simulation:
     reasons: list[str] = field(default_factory=list)
     runs: set[str] = field(default_factory=set)
     steps: set[int] = field(default_factory=set)
-    replaced_by: int = -1
 
 
 @dataclass
@@ -44,7 +44,3 @@ class Ledger:
         sim.steps.add(step)
         self.arrivals.append((sim.sim_id, step, batch, seconds))
         return True
-
-    def status_counts(self) -> dict[str, int]:
-        counts = Counter(sim.status for sim in self.simulations.values())
-        return {status: counts.get(status, 0) for status in (*STATUSES, "running")}

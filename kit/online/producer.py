@@ -20,13 +20,17 @@ class NonFiniteField(ArithmeticError):
     """A simulation produced NaN or inf."""
 
 
+class Stopped(RuntimeError):
+    """The study asked its simulations to stop (it ended, or gave up on this one)."""
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """Consecutive time steps of one simulation, as they leave the worker."""
+    """Consecutive time steps of one simulation attempt, as they leave the worker."""
 
     sim_id: int
+    attempt: int
     run: str  # one id per execution of the task: a task rerun after a worker died gets a new one
-    worker: str
     steps: np.ndarray
     times: np.ndarray
     fields: np.ndarray  # (k, ny, nx) float32
@@ -44,19 +48,20 @@ def _reuse(token: str, simulator):
     return _SIMULATORS[token]
 
 
-def simulate(simulator, token: str, params, seed: int, sim_id: int, queue_name: str, chunk_steps: int) -> int:
-    """Run ``simulator`` at ``params`` and put each chunk of ``chunk_steps`` steps on the queue.
+def simulate(simulator, study: str, params, seed: int, sim_id: int, attempt: int, chunk_steps: int) -> int:
+    """Run ``simulator`` at ``params`` and put each chunk of ``chunk_steps`` steps on the study's queue.
 
-    ``token`` names the study: the first simulator received with it is reused by later tasks on the same
-    worker. Returns the number of steps produced. Raises :class:`NonFiniteField` at the first NaN or inf.
+    ``study`` names the queue and the stop event; the first simulator received with it is reused by
+    later tasks on the same worker. Returns the number of steps produced. Raises
+    :class:`NonFiniteField` at the first NaN or inf and :class:`Stopped` when the study stopped.
     """
     from distributed import get_worker
 
-    simulator = _reuse(token, simulator)
+    simulator = _reuse(study, simulator)
     worker = get_worker().address
     run = uuid.uuid4().hex
     steps, times, fields, produced = [], [], [], 0
-    with _Sender(queue_name, worker) as sender:
+    with _Sender(study, worker) as sender:
         for step in simulator.run(params, seed=seed):
             if not np.isfinite(step.field).all():
                 raise NonFiniteField(f"simulation {sim_id}: non-finite value in the field at step {step.index}")
@@ -64,9 +69,11 @@ def simulate(simulator, token: str, params, seed: int, sim_id: int, queue_name: 
             times.append(step.time)
             fields.append(step.field.astype(np.float32))
             produced += 1
-            if len(steps) == chunk_steps or step.index == simulator.steps:
-                sender.send(Chunk(sim_id, run, worker, np.array(steps), np.array(times), np.stack(fields)))
+            if len(steps) == chunk_steps:
+                sender.send(Chunk(sim_id, attempt, run, np.array(steps), np.array(times), np.stack(fields)))
                 steps, times, fields = [], [], []
+        if steps:
+            sender.send(Chunk(sim_id, attempt, run, np.array(steps), np.array(times), np.stack(fields)))
     return produced
 
 
@@ -74,14 +81,16 @@ class _Sender:
     """Sends chunks from a background thread, so the simulation computes while the last chunk travels.
 
     At most ``depth`` chunks wait; a full sender holds the simulation back, as a full queue does. Chunks
-    made before a failure are still sent: they are valid time steps.
+    made before a failure are still sent: they are valid time steps. While the queue is full, the study's
+    stop event is checked every ``poll`` seconds, so a cancelled simulation never blocks a worker for good.
     """
 
-    def __init__(self, queue_name: str, worker: str, depth: int = 2):
-        from distributed import Queue, get_client
+    def __init__(self, study: str, worker: str, depth: int = 2, poll: float = 1.0):
+        from distributed import Event, Queue, get_client
 
         self.client = get_client()
-        self.queue, self.worker = Queue(queue_name, client=self.client), worker
+        self.queue, self.stop = Queue(study, client=self.client), Event(f"{study}-stop", client=self.client)
+        self.worker, self.poll = worker, poll
         self.waiting: queue_module.Queue = queue_module.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="kit-sender", daemon=True)
@@ -89,8 +98,13 @@ class _Sender:
 
     def send(self, chunk: Chunk) -> None:
         if self.error is not None:
-            raise RuntimeError("sending a streamed chunk failed") from self.error
+            self._raise()
         self.waiting.put(chunk)
+
+    def _raise(self):
+        if isinstance(self.error, Stopped):
+            raise self.error
+        raise RuntimeError("sending a streamed chunk failed") from self.error
 
     def _loop(self) -> None:
         while (chunk := self.waiting.get()) is not None:
@@ -98,9 +112,17 @@ class _Sender:
                 continue
             try:
                 (future,) = self.client.scatter([chunk], workers=[self.worker], direct=True, hash=False)
-                self.queue.put(future)
+                self._put(future)
             except BaseException as exc:  # reported by the simulation thread at its next send or at exit
                 self.error = exc
+
+    def _put(self, future) -> None:
+        while True:
+            try:
+                return self.queue.put(future, timeout=self.poll)
+            except TimeoutError:
+                if self.stop.is_set():
+                    raise Stopped("the study stopped") from None
 
     def __enter__(self):
         return self
@@ -108,5 +130,6 @@ class _Sender:
     def __exit__(self, *exc_info) -> None:
         self.waiting.put(None)
         self.thread.join()
+        self.queue.close()  # releases this task's reference to the study's queue
         if self.error is not None and exc_info[0] is None:
-            raise RuntimeError("sending a streamed chunk failed") from self.error
+            self._raise()

@@ -21,6 +21,7 @@ class StudyResult:
     buffer: object
     trainer: object
     space: object
+    config: dict
 
     @property
     def metrics(self) -> xr.Dataset:
@@ -57,6 +58,7 @@ class StudyResult:
             {
                 "params": (("simulation", "parameter"), np.array([s.params for s in sims]).reshape(len(sims), -1)),
                 "status": ("simulation", [s.status for s in sims]),
+                "seed": ("simulation", np.array([s.seed for s in sims], dtype=np.uint64)),
                 "attempts": ("simulation", [s.attempts for s in sims]),
                 "steps_received": ("simulation", [len(s.steps) for s in sims]),
                 "reasons": ("simulation", ["; ".join(s.reasons) for s in sims]),
@@ -92,8 +94,10 @@ class StudyResult:
         return counts
 
     def to_dataset(self) -> xr.Dataset:
-        """Metrics, validation checks, simulations and arrivals in one Dataset; accounting in ``attrs``."""
+        """Metrics, validation checks, simulations and arrivals in one Dataset; the study's settings and
+        accounting in ``attrs``."""
         arrivals = self.arrivals.rename({name: f"arrival_{name}" for name in self.arrivals.data_vars})
         data = xr.merge([self.metrics, self.validation, self.simulations, arrivals], compat="no_conflicts")
-        data.attrs = {f"accounting_{key}": int(value) for key, value in self.accounting.items()}
+        data.attrs = {f"study_{key}": str(value) for key, value in self.config.items()}
+        data.attrs.update({f"accounting_{key}": int(value) for key, value in self.accounting.items()})
         return data

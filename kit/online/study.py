@@ -12,7 +12,6 @@ import os
 import pickle
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from kit.online.producer import simulate
 from kit.online.results import StudyResult
 from kit.online.surrogates import make_surrogate
 from kit.online.trainer import Encoding, Trainer, seeded_model
-from kit.sampling import make_sampler
+from kit.sampling import Sampler, make_sampler
 from kit.seeding import simulation_seed
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,8 @@ class OnlineStudy:
         Simulations running at once, time steps per streamed chunk, chunks waiting in the queue.
     retries, timeout, max_failures
         Attempts with the same parameters after a failure, seconds without a step before a simulation
-        counts as hung, failed simulations tolerated before the study stops.
+        counts as hung (counted from submission: keep ``in_flight`` at most the cluster's threads, or the
+        timeout above the wait for a free thread), failed simulations tolerated before the study stops.
     checkpoint, checkpoint_every
         File to checkpoint to every ``checkpoint_every`` batches; an existing one is resumed.
     client, n_workers, connect_timeout
@@ -127,15 +127,18 @@ class OnlineStudy:
         self.validation, self.validate_every = validation, validate_every
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.checkpoint_every, self.client, self.n_workers, self.seed = checkpoint_every, client, n_workers, seed
-        self.sampler = _sampler(sampler, self.space, seed)
-        self.buffer = buffer if not isinstance(buffer, str) else make_buffer(buffer, capacity, watermark, seed=seed)
+        # Independent streams for the sampler, the buffer and the model's initial weights.
+        sampler_seed, buffer_seed, model_seed = np.random.SeedSequence(seed).spawn(3)
+        self.sampler = _sampler(sampler, self.space, sampler_seed)
+        self.buffer = buffer if not isinstance(buffer, str) else make_buffer(buffer, capacity, watermark, buffer_seed)
         self.buffer.check_batch_size(batch_size)
         low, high = simulator.field_range
         self.encoding = Encoding(self.space, simulator.t_end, offset=(low + high) / 2, scale=(high - low) / 2)
         shape = (len(simulator.y), len(simulator.x))
         if isinstance(model, str):
             options = model_options or {}
-            model = seeded_model(lambda: make_surrogate(model, self.space.dim + 1, shape, **options), seed)
+            init = int(model_seed.generate_state(1)[0])
+            model = seeded_model(lambda: make_surrogate(model, self.space.dim + 1, shape, **options), init)
         self.trainer = Trainer(model, lr=lr, device=device)
         self.torch_threads = torch_threads
         self.connect_timeout = connect_timeout
@@ -159,12 +162,13 @@ class OnlineStudy:
             torch.set_num_threads(threads)
 
     def _run(self, progress, callback, callback_every) -> StudyResult:
-        from distributed import Queue
+        from distributed import Event, Queue
         from tqdm.auto import tqdm
 
         self._resume()
         with connect(self.client, n_workers=self.n_workers, timeout=self.connect_timeout) as client:
             queue = Queue(self.name, client=client, maxsize=self.queue_size)
+            stop = Event(f"{self.name}-stop", client=client)  # simulations blocked on a full queue watch it
             # Clock from the first launch (cluster start-up excluded), continued across a resume.
             self.started = time.perf_counter() - (self.metrics[-1]["seconds"] if self.metrics else 0.0)
             self.futures, self.activity = {}, {}
@@ -184,11 +188,14 @@ class OnlineStudy:
                         bar.set_postfix(batches=self.trainer.batches, loss=f"{self.metrics[-1]['loss']:.3g}")
                         self._maybe_checkpoint()
                         if callback and self.trainer.batches % callback_every == 0:
+                            drawn = time.perf_counter()
                             callback(self.result())
+                            self.started += time.perf_counter() - drawn  # drawing is not study time
                     if not (received or trained):
                         time.sleep(0.01)  # idle: leave the cores to the workers
                 self._stop(client, queue)
             finally:
+                stop.set()
                 bar.close()
                 queue.close()
         self._validate()
@@ -218,6 +225,7 @@ class OnlineStudy:
             self._submit(client, sim)
 
     def _submit(self, client, sim: Simulation) -> None:
+        sim.runs.clear()  # executions of this attempt (more than one: dask reran it after a worker died)
         self.futures[sim.sim_id] = client.submit(
             simulate,
             self.simulator,
@@ -225,7 +233,7 @@ class OnlineStudy:
             sim.params,
             sim.seed,
             sim.sim_id,
-            self.name,
+            sim.attempts,
             self.chunk_steps,
             key=f"{self.name}-simulation-{sim.sim_id}-attempt-{sim.attempts}",
             pure=False,
@@ -264,8 +272,7 @@ class OnlineStudy:
             sim.status = "failed"
             lines = "\n".join(f"  simulation {s.sim_id} {s.params.tolist()}: {s.reasons}" for s in [*failures, sim])
             raise StudyError(f"{len(failures) + 1} simulations failed (max_failures={self.max_failures}):\n{lines}")
-        sim.status = "redrawn"
-        sim.replaced_by = self.next_id  # _launch gives its slot to new parameters
+        sim.status = "redrawn"  # _launch gives its slot to new parameters
 
     # -- data -------------------------------------------------------------------------------------------
     def _receive(self, client, queue) -> bool:
@@ -282,13 +289,14 @@ class OnlineStudy:
         sim = self.ledger.simulations[chunk.sim_id]
         seconds = time.perf_counter() - self.started
         self.activity[sim.sim_id] = time.perf_counter()
-        sim.runs.add(chunk.run)
+        if chunk.attempt == sim.attempts:
+            sim.runs.add(chunk.run)
         late = sim.status != "running"
         for step, when, field in zip(chunk.steps, chunk.times, chunk.fields, strict=True):
             if not self.ledger.receive(sim, int(step), self.trainer.batches, seconds):
                 continue
-            if late:  # a cancelled simulation's last chunks
-                self.ledger.discarded["study ended"] += 1
+            if late:  # the last chunks of a simulation given up on
+                self.ledger.discarded["study ended" if sim.status == "cancelled" else f"{sim.status} simulation"] += 1
                 continue
             x = self.encoding.inputs(sim.params, [when])[0]
             self.pending.append(Sample(sim.sim_id, int(step), x, self.encoding.targets(field)))
@@ -360,13 +368,25 @@ class OnlineStudy:
             "next_id": self.next_id,
         }
 
+    def _fingerprint(self) -> dict:
+        """What a checkpoint must match to be resumed by this study."""
+        return {
+            "simulator": repr(self.simulator),
+            "space": self.space.to_salib(),
+            "buffer": f"{type(self.buffer).__name__}({self.buffer.capacity})",
+            "model": type(self.trainer.model).__name__,
+            "n_simulations": self.n_simulations,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+
     def _maybe_checkpoint(self) -> None:
         if self.checkpoint is None or self.trainer.batches % self.checkpoint_every:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        part = self.checkpoint.with_suffix(".part")
+        part = self.checkpoint.with_name(self.checkpoint.name + ".part")
         with open(part, "wb") as out:
-            pickle.dump(self._state(), out)
+            pickle.dump({"fingerprint": self._fingerprint(), **self._state()}, out)
         os.replace(part, self.checkpoint)
 
     def _resume(self) -> None:
@@ -374,6 +394,11 @@ class OnlineStudy:
             return
         with open(self.checkpoint, "rb") as src:
             state = pickle.load(src)
+        if state.get("fingerprint") != self._fingerprint():
+            raise ValueError(
+                f"checkpoint {str(self.checkpoint)!r} belongs to another study: saved {state.get('fingerprint')}, "
+                f"this study is {self._fingerprint()}; pass a new checkpoint path or delete the file"
+            )
         self.trainer.load_state_dict(state["trainer"])
         self.buffer.load_state_dict(state["buffer"])
         self.sampler.load_state_dict(state["sampler"])
@@ -384,8 +409,17 @@ class OnlineStudy:
         log.info("resumed %s at batch %d", self.checkpoint, self.trainer.batches)
 
     def result(self) -> StudyResult:
-        counts = Counter(self.ledger.discarded)
-        return StudyResult(self.metrics, self.checks, self.ledger, dict(counts), self.buffer, self.trainer, self.space)
+        config = {**self._fingerprint(), "sampler": type(self.sampler).__name__}
+        return StudyResult(
+            self.metrics,
+            self.checks,
+            self.ledger,
+            dict(self.ledger.discarded),
+            self.buffer,
+            self.trainer,
+            self.space,
+            config,
+        )
 
 
 def _gather(client, futures, timeout: float = 10.0) -> list:
@@ -436,5 +470,10 @@ def _sampler(sampler, space, seed):
     if isinstance(sampler, np.ndarray | list):
         from kit.sampling import FixedSampler
 
-        return FixedSampler(space, space.validate(np.atleast_2d(sampler)))
+        return FixedSampler(space, sampler)
+    if not isinstance(sampler, Sampler):
+        raise TypeError(
+            f"sampler must be a name, an array of points or an object with ask, tell, state_dict and "
+            f"load_state_dict (kit.sampling.Sampler); got {sampler!r}"
+        )
     return sampler

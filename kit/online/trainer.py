@@ -15,7 +15,8 @@ from kit.space import ParameterSpace
 class Encoding:
     """Maps (parameters, time) to network inputs and fields to normalised targets, and back.
 
-    Bounded parameters go to [0, 1]; ``norm``/``lognorm`` ones are standardised by (mean, std); time is
+    Bounded parameters go to [0, 1]; ``norm`` ones (and the logarithm of ``lognorm`` ones) are
+    standardised by (mean, std); time is
     divided by ``t_end``; fields become ``(field - offset) / scale``.
     """
 
@@ -28,9 +29,10 @@ class Encoding:
         """Array ``(m, d + 1)`` for ``m`` (parameters, time) pairs; ``params`` is ``(d,)`` or ``(m, d)``."""
         low, high = self.space.bounds.T
         params = np.broadcast_to(np.asarray(params, dtype=float), (len(times), self.space.dim))
-        unit = np.where(
-            np.isin(self.space.dists, ("norm", "lognorm")), (params - low) / high, (params - low) / (high - low)
-        )
+        dists = np.array(self.space.dists)
+        logged = np.where(dists == "lognorm", np.log(np.where(dists == "lognorm", params, 1.0)), params)
+        standardised = np.isin(dists, ("norm", "lognorm"))
+        unit = np.where(standardised, (logged - low) / high, (params - low) / (high - low))
         return np.column_stack([unit, np.asarray(times, dtype=float) / self.t_end]).astype(np.float32)
 
     def targets(self, fields: np.ndarray) -> np.ndarray:

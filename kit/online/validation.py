@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.sampling import sobol
+from kit.seeding import simulation_seed
 
 
 @dataclass(frozen=True)
@@ -19,15 +20,19 @@ class ValidationSet:
 
     @classmethod
     def simulate(cls, simulator, n: int, *, seed: int = 12345, client=None) -> ValidationSet:
-        """Run ``n`` simulations at scrambled-Sobol points (seeded), on ``client`` if given, else here."""
+        """Run ``n`` simulations at scrambled-Sobol points, on ``client`` if given, else here.
+
+        The points and each simulation's seed (``simulation_seed(seed, i)``) derive from ``seed``.
+        """
         params = sobol(simulator.space, n, seed=seed)
 
-        def trajectory(point):
-            steps = list(simulator.run(point, seed=seed))
+        def trajectory(job):
+            i, point = job
+            steps = list(simulator.run(point, seed=simulation_seed(seed, i)))
             return np.array([s.time for s in steps]), np.stack([s.field for s in steps]).astype(np.float32)
 
-        runs = client.gather(client.map(trajectory, list(params), pure=False)) if client else map(trajectory, params)
-        runs = list(runs)
+        jobs = list(enumerate(params))
+        runs = client.gather(client.map(trajectory, jobs, pure=False)) if client else [trajectory(j) for j in jobs]
         return cls(params, runs[0][0], np.stack([fields for _, fields in runs]))
 
     def errors(self, trainer, encoding) -> np.ndarray:

@@ -68,11 +68,12 @@ def buffer_policies(data: xr.Dataset) -> Figure:
     """Validation error over wall time per buffer policy, and how often samples were used."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     error, uses = fig.subplots(1, 2)
-    width = 0.8 / data.sizes["policy"]
+    count = data.sizes["policy"]
+    width = 0.8 / count
     for i, policy in enumerate(data.policy.values):
         curve = data.sel(policy=policy)
         error.plot(curve.seconds, curve.val_mean, marker="o", label=f"{policy} ({int(curve.batches)} batches)")
-        uses.bar(data.uses + (i - 1) * width, curve.samples_by_uses, width=width, label=policy)
+        uses.bar(data.uses + (i - (count - 1) / 2) * width, curve.samples_by_uses, width=width, label=policy)
     error.set(title="validation RMSE (mean)", xlabel="seconds", ylabel="RMSE")
     uses.set(title="sample reuse", xlabel="times used", ylabel="samples", yscale="log")
     error.legend()
