@@ -292,14 +292,15 @@ class OnlineStudy:
         if chunk.attempt == sim.attempts:
             sim.runs.add(chunk.run)
         late = sim.status != "running"
-        for step, when, field in zip(chunk.steps, chunk.times, chunk.fields, strict=True):
+        inputs = self.encoding.inputs(sim.params, chunk.times)  # one call per chunk, not per step
+        targets = self.encoding.targets(chunk.fields)
+        for step, x, y in zip(chunk.steps, inputs, targets, strict=True):
             if not self.ledger.receive(sim, int(step), self.trainer.batches, seconds):
                 continue
             if late:  # the last chunks of a simulation given up on
                 self.ledger.discarded["study ended" if sim.status == "cancelled" else f"{sim.status} simulation"] += 1
                 continue
-            x = self.encoding.inputs(sim.params, [when])[0]
-            self.pending.append(Sample(sim.sim_id, int(step), x, self.encoding.targets(field)))
+            self.pending.append(Sample(sim.sim_id, int(step), x, y))
 
     def _fill_buffer(self) -> None:
         accepted = 0

@@ -24,3 +24,29 @@ class Step:
     index: int
     time: float
     field: np.ndarray
+
+
+class Simulator:
+    """What the kit's simulators share: subclasses set ``space``, ``steps``, ``x``, ``y``, ``field_name``,
+    ``units``, ``field_range`` and implement ``run(params, seed)``, a generator of :class:`Step`."""
+
+    def trajectory(self, params, seed=None):
+        """All steps of ``run`` as an ``xarray.DataArray`` ``(time, y, x)``, built only when asked.
+
+        Examples
+        --------
+        >>> from kit.simulators import Heat2D
+        >>> da = Heat2D(n=8, steps=4).trajectory([300.0, 100.0, 200.0, 300.0, 400.0])
+        >>> da.dims, da.shape, da.name, da.attrs["units"]
+        (('time', 'y', 'x'), (4, 8, 8), 'temperature', 'K')
+        """
+        import xarray as xr
+
+        steps = list(self.run(params, seed))
+        return xr.DataArray(
+            np.stack([s.field for s in steps]),
+            dims=("time", "y", "x"),
+            coords={"time": [s.time for s in steps], "y": self.y, "x": self.x},
+            name=self.field_name,
+            attrs={"units": self.units},
+        )

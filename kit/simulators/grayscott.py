@@ -15,7 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from kit.seeding import rng
-from kit.simulators.base import Step
+from kit.simulators.base import Simulator, Step
 from kit.space import ParameterSpace
 
 #: Diffusivity of ``v`` in grid units (``dx = 1``); ``Du = ratio * DV``.
@@ -24,7 +24,7 @@ DV = 0.08
 NOISE = 0.01
 
 
-class GrayScott:
+class GrayScott(Simulator):
     """``u_t = Du lap(u) - u v^2 + F (1 - u)``, ``v_t = Dv lap(v) + u v^2 - (F + k) v`` on a torus.
 
     Cell-centred ``n x n`` grid with ``dx = 1`` and periodic walls, 5-point Laplacian, explicit Euler
@@ -116,26 +116,6 @@ class GrayScott:
         p = self.space.to_dict(params)
         u, v = self._initial_state(seed)
         return self._march(u, v, p["feed"], p["kill"], p["ratio"] * DV)
-
-    def trajectory(self, params, seed=None):
-        """All steps of :meth:`run` as an ``xarray.DataArray`` ``(time, y, x)`` named ``v``.
-
-        Examples
-        --------
-        >>> da = GrayScott(n=10, steps=4, substeps=5).trajectory([0.03, 0.06, 2.0], seed=0)
-        >>> da.dims, da.shape, da.name, da.attrs["units"]
-        (('time', 'y', 'x'), (4, 10, 10), 'v', '1')
-        """
-        import xarray as xr
-
-        steps = list(self.run(params, seed))
-        return xr.DataArray(
-            np.stack([s.field for s in steps]),
-            dims=("time", "y", "x"),
-            coords={"time": [s.time for s in steps], "y": self.y, "x": self.x},
-            name=self.field_name,
-            attrs={"units": self.units},
-        )
 
     def _initial_state(self, seed) -> tuple[np.ndarray, np.ndarray]:
         """Pearson's initial ``(u, v)``, each ``(n, n)``, perturbed by 1 % noise drawn from ``seed``."""

@@ -15,13 +15,13 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from kit.simulators.base import Step
+from kit.simulators.base import Simulator, Step
 from kit.space import ParameterSpace
 
 WALLS = ("left", "right", "top", "bottom")
 
 
-class Heat2D:
+class Heat2D(Simulator):
     """``u_t = alpha (u_xx + u_yy)`` on the unit square with Dirichlet walls.
 
     Vertex-centred grid of ``n x n`` interior nodes ``x_i = i h`` (``i = 1..n``, ``h = 1/(n+1)``, same
@@ -97,26 +97,6 @@ class Heat2D:
         p = self.space.to_dict(params)
         u0 = np.full((self.n, self.n), p["initial"])
         return self._march(u0, {wall: p[wall] for wall in WALLS})
-
-    def trajectory(self, params, seed=None):
-        """All steps of :meth:`run` as an ``xarray.DataArray`` ``(time, y, x)`` named ``temperature``.
-
-        Examples
-        --------
-        >>> da = Heat2D(n=8, steps=4).trajectory([300.0, 100.0, 200.0, 300.0, 400.0])
-        >>> da.dims, da.shape, da.attrs["units"]
-        (('time', 'y', 'x'), (4, 8, 8), 'K')
-        """
-        import xarray as xr
-
-        steps = list(self.run(params, seed))
-        return xr.DataArray(
-            np.stack([s.field for s in steps]),
-            dims=("time", "y", "x"),
-            coords={"time": [s.time for s in steps], "y": self.y, "x": self.x},
-            name=self.field_name,
-            attrs={"units": self.units},
-        )
 
     def __getstate__(self) -> dict:
         """Pickle without the factorisation (rebuilt on first use where the simulator lands)."""
