@@ -73,3 +73,16 @@ def test_two_parameters_cells_are_an_error(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(ValueError, match="has 2 cells tagged 'parameters'; exactly one is required"):
         notebooks.declared_parameters(path)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_stay_thin_no_definitions(path):
+    import ast
+
+    for cell in notebooks.read(path).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            assert not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda), (
+                f"{path.name}: move the definition on line {node.lineno} of a cell into kit, with a test"
+            )

@@ -31,9 +31,21 @@ class Ledger:
     """Counts that must balance: produced = trained + evicted unseen + discarded (by reason) + in flight."""
 
     simulations: dict[int, Simulation] = field(default_factory=dict)
+    running: dict[int, Simulation] = field(default_factory=dict)
+    ended: Counter = field(default_factory=Counter)  # simulations by final status
     produced: int = 0
     discarded: Counter = field(default_factory=Counter)
     arrivals: list[tuple[int, int, int, float]] = field(default_factory=list)  # sim, step, batch, seconds
+
+    def add(self, sim: Simulation) -> None:
+        """A simulation launched."""
+        self.simulations[sim.sim_id] = self.running[sim.sim_id] = sim
+
+    def end(self, sim: Simulation, status: str) -> None:
+        """A simulation ended with ``status``."""
+        sim.status = status
+        del self.running[sim.sim_id]
+        self.ended[status] += 1
 
     def receive(self, sim: Simulation, step: int, batch: int, seconds: float) -> bool:
         """Record one arriving step; False for a duplicate (already received from an earlier run)."""

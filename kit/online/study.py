@@ -210,17 +210,17 @@ class OnlineStudy:
         return not self.buffer.ready()
 
     def _running(self) -> list[Simulation]:
-        return [sim for sim in self.ledger.simulations.values() if sim.status == "running"]
+        return list(self.ledger.running.values())
 
     def _completed(self) -> int:
-        return sum(sim.status in ("ok", "retried") for sim in self.ledger.simulations.values())
+        return self.ledger.ended["ok"] + self.ledger.ended["retried"]
 
     # -- simulations ------------------------------------------------------------------------------------
     def _launch(self, client) -> None:
         while len(self._running()) < self.in_flight and self._completed() + len(self._running()) < self.n_simulations:
             (params,) = self.space.validate(np.atleast_2d(self.sampler.ask(1)))
             sim = Simulation(self.next_id, params, simulation_seed(self.seed, self.next_id))
-            self.ledger.simulations[sim.sim_id] = sim
+            self.ledger.add(sim)
             self.next_id += 1
             self._submit(client, sim)
 
@@ -249,7 +249,7 @@ class OnlineStudy:
                 lost = client.run_on_scheduler(_workers_lost, key=future.key)
                 if lost or len(sim.runs) > 1:  # dask reran the task elsewhere after its worker died
                     sim.reasons.append(f"worker lost while running ({max(lost, 1)} time(s)); rerun by dask")
-                sim.status = "retried" if sim.attempts > 1 or sim.reasons else "ok"
+                self.ledger.end(sim, "retried" if sim.attempts > 1 or sim.reasons else "ok")
                 del self.futures[sim.sim_id]
             elif future.status == "error":
                 self._failed(client, sim, f"{type(future.exception()).__name__}: {future.exception()}")
@@ -267,12 +267,12 @@ class OnlineStudy:
             self._submit(client, sim)
             return
         del self.futures[sim.sim_id]
-        failures = [s for s in self.ledger.simulations.values() if s.status in ("redrawn", "failed")]
-        if len(failures) >= self.max_failures:
-            sim.status = "failed"
+        if self.ledger.ended["redrawn"] >= self.max_failures:
+            failures = [s for s in self.ledger.simulations.values() if s.status == "redrawn"]
+            self.ledger.end(sim, "failed")
             lines = "\n".join(f"  simulation {s.sim_id} {s.params.tolist()}: {s.reasons}" for s in [*failures, sim])
             raise StudyError(f"{len(failures) + 1} simulations failed (max_failures={self.max_failures}):\n{lines}")
-        sim.status = "redrawn"  # _launch gives its slot to new parameters
+        self.ledger.end(sim, "redrawn")  # _launch gives its slot to new parameters
 
     # -- data -------------------------------------------------------------------------------------------
     def _receive(self, client, queue) -> bool:
@@ -350,7 +350,7 @@ class OnlineStudy:
         """Cancel what still runs and account for every step not trained on."""
         for sim in self._running():
             self.futures.pop(sim.sim_id).cancel()
-            sim.status = "cancelled"
+            self.ledger.end(sim, "cancelled")
         for chunk in _gather(client, queue.get(batch=True)):
             self._accept(chunk)
         self.ledger.discarded["study ended"] += len(self.pending) + self.buffer.metrics()["held_unseen"]
