@@ -16,13 +16,20 @@ GUI_OR_RUNNER = {"matplotlib", "ipywidgets", "papermill", "IPython"}
 
 
 def imports(path):
+    """Every module a file imports; ``from kit import x`` counts as ``kit.x``."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
+            if node.module == "kit":
+                found |= {f"kit.{alias.name}" for alias in node.names}
     return found
+
+
+def kit_parts(path):
+    return {name.split(".")[1] for name in imports(path) if name.startswith("kit.")}
 
 
 MODULES = {path: path.relative_to(PACKAGE).with_suffix("").parts for path in sorted(PACKAGE.rglob("*.py"))}
@@ -30,9 +37,7 @@ MODULES = {path: path.relative_to(PACKAGE).with_suffix("").parts for path in sor
 
 @pytest.mark.parametrize("path", [p for p, parts in MODULES.items() if parts[0] in FOUNDATIONS], ids=str)
 def test_foundations_import_no_other_kit_module_than_foundations(path):
-    kit_imports = {name.split(".")[1] for name in imports(path) if name.startswith("kit.")}
-    kit_imports |= {n.split(".")[0] for n in imports(path) if n == "kit"}
-    assert kit_imports <= FOUNDATIONS | {"kit"}, f"{path.name} imports {kit_imports - FOUNDATIONS}"
+    assert kit_parts(path) <= FOUNDATIONS, f"{path.name} imports {kit_parts(path) - FOUNDATIONS}"
 
 
 @pytest.mark.parametrize(
@@ -60,3 +65,19 @@ def test_workers_unpickling_the_producer_do_not_import_torch():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
+
+
+PILLARS = {"simulators", "sampling", "sensitivity", "online", "replay", "memory"}
+
+
+@pytest.mark.parametrize("path", [p for p, parts in MODULES.items() if parts[0] in PILLARS], ids=str)
+def test_pillars_never_import_presentation_or_orchestration(path):
+    upward = kit_parts(path) & (PRESENTATION | ORCHESTRATION)
+    assert not upward, f"{path.relative_to(PACKAGE)} imports kit.{upward}"
+
+
+@pytest.mark.parametrize("path", list(MODULES), ids=str)
+def test_only_figures_and_cli_know_papermill(path):
+    if MODULES[path][0] in ("figures", "cli"):
+        return
+    assert not any(name.split(".")[0] == "papermill" for name in imports(path)), f"{path.name} imports papermill"
