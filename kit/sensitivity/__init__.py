@@ -1,0 +1,13 @@
+"""Sensitivity analysis in one pass: Sobol' indices per field cell and running moments.
+
+:class:`IterativeSobol` turns pick-freeze groups (``kit.sampling.pick_freeze``) into first-order and total
+indices per output cell (Martinez or Jansen estimators), with confidence intervals, whole-field indices and
+exact merging of partial accumulators; :class:`IterativeMoments` keeps count, mean, variance, min and max.
+
+Light to import: numpy only (xarray loads in ``IterativeSobol.to_dataset``).
+"""
+
+from kit.sensitivity.moments import IterativeMoments
+from kit.sensitivity.sobol import ESTIMATORS, Intervals, IterativeSobol
+
+__all__ = ["ESTIMATORS", "Intervals", "IterativeMoments", "IterativeSobol"]

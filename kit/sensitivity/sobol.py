@@ -1,0 +1,319 @@
+"""One-pass Sobol' indices per field cell from pick-freeze groups (Martinez or Jansen estimators).
+
+A pick-freeze group (``kit.sampling.pick_freeze``) holds the outputs ``Y_A``, ``Y_B`` and ``Y_Ek``
+(``A`` with column ``k`` taken from ``B``) of ``d + 2`` simulations. :class:`IterativeSobol` keeps, per
+cell, the count, the means and centred sums of squares of the ``d + 2`` outputs and the co-moments
+``sum (Y_A - mean)(Y_Ek - mean)`` and ``sum (Y_B - mean)(Y_Ek - mean)``: memory does not grow with the
+number of groups, batches are reduced with numpy and merged with Pebay's pairwise formulas (SAND2008-6212,
+doi:10.2172/1028931), so the indices equal those of the batch estimator on all groups seen, to rounding.
+
+References: Martinez (2011), "Analyse de sensibilite globale par decomposition de la variance", JUS;
+Baudin, Boumhaout, Delage, Iooss, Martinez (2016), "Numerical stability of Sobol' indices estimation
+formula", SAMO, and Terraz, Ribes, Fournier, Iooss, Raffin (2017), "Melissa: large scale in transit
+sensitivity analysis avoiding intermediate files", SC17, doi:10.1145/3126908.3126922; Jansen (1999),
+doi:10.1016/S0010-4655(98)00154-4; Gamboa, Janon, Klein, Lagnoux (2014), "Sensitivity analysis for
+multidimensional and functional outputs", doi:10.1214/14-EJS895.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import NamedTuple
+
+import numpy as np
+
+from kit.sensitivity.moments import _batch_centre, _batch_shape, _chan_merge, _check_finite, _check_shape
+
+__all__ = ["ESTIMATORS", "Intervals", "IterativeSobol"]
+
+#: Estimators understood by :class:`IterativeSobol`.
+ESTIMATORS = ("martinez", "jansen")
+
+#: A cell counts as constant when its standard deviation is below this fraction of its mean's magnitude.
+CONSTANT_RTOL = 1e-12
+
+
+class Intervals(NamedTuple):
+    """Confidence intervals: ``first_order`` and ``total_order`` are each a pair ``(low, high)`` of arrays."""
+
+    first_order: tuple[np.ndarray, np.ndarray]
+    total_order: tuple[np.ndarray, np.ndarray]
+
+
+class IterativeSobol:
+    """First-order and total Sobol' indices per output cell, updated one pick-freeze group (or batch) at a time.
+
+    Parameters
+    ----------
+    n_params
+        Number ``d`` of parameters; a group holds ``d + 2`` outputs (rows A, B, E_1 ... E_d).
+    shape
+        Shape of one output, ``()`` for a scalar or e.g. ``(100, 100)`` for a field.
+    estimator
+        ``"martinez"`` (default; correlation estimators): ``S_k = corr(Y_B, Y_Ek)`` and
+        ``ST_k = 1 - corr(Y_A, Y_Ek)``. ``"jansen"``:
+        ``ST_k = sum (Y_A - Y_Ek)^2 / (2n) / V`` and ``S_k = 1 - sum (Y_B - Y_Ek)^2 / (2n) / V``
+        where ``V`` is the sample variance (``ddof=1``) of the ``2n`` pooled outputs ``Y_A`` and ``Y_B``.
+
+    Notes
+    -----
+    Constant cells: an index whose denominator holds a zero variance (Martinez: ``Var(Y_B)`` or
+    ``Var(Y_Ek)`` for ``S_k``, ``Var(Y_A)`` or ``Var(Y_Ek)`` for ``ST_k``; Jansen: ``V``) is 0, and so is
+    its confidence interval, without a warning. A variance counts as zero when the standard deviation is
+    at most ``CONSTANT_RTOL`` (1e-12) times the magnitude of the mean. Correlations are clipped to
+    [-1, 1]. Before any group, every index is 0.
+
+    Examples
+    --------
+    >>> from kit.sampling import pick_freeze
+    >>> from kit.space import ParameterSpace
+    >>> space = ParameterSpace({"x1": (0.0, 1.0), "x2": (0.0, 1.0)})
+    >>> groups = pick_freeze(space, 1024, seed=0)  # (n, d + 2, d)
+    >>> outputs = 4 * groups[..., 0] + groups[..., 1]  # Y = 4 x1 + x2: S = (16/17, 1/17)
+    >>> sobol = IterativeSobol(2)
+    >>> sobol.update(outputs[:1000])  # a batch of groups
+    >>> for group in outputs[1000:]:
+    ...     sobol.update(group)  # one group at a time
+    >>> np.round(sobol.first_order, 2).tolist(), sobol.n_groups
+    ([0.94, 0.06], 1024)
+    """
+
+    def __init__(self, n_params: int, shape: Sequence[int] = (), estimator: str = "martinez"):
+        if isinstance(n_params, bool) or not isinstance(n_params, (int, np.integer)) or n_params < 1:
+            raise ValueError(f"n_params must be an int >= 1 (the number of parameters), got {n_params!r}")
+        if not isinstance(estimator, str) or estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}")
+        self.n_params = int(n_params)
+        self.shape = _check_shape(shape)
+        self.estimator = estimator
+        self.n_groups = 0
+        d = self.n_params
+        self._mean = np.zeros((d + 2, *self.shape))  # rows A, B, E_1..E_d
+        self._m2 = np.zeros((d + 2, *self.shape))
+        self._c_a = np.zeros((d, *self.shape))  # sum (Y_A - mean_A)(Y_Ek - mean_Ek)
+        self._c_b = np.zeros((d, *self.shape))  # sum (Y_B - mean_B)(Y_Ek - mean_Ek)
+
+    # ----------------------------------------------------------------------------------------- updates
+
+    def update(self, outputs) -> None:
+        """Add one group of outputs ``(d + 2, *shape)`` or a batch of groups ``(n, d + 2, *shape)``."""
+        outputs = np.asarray(outputs, dtype=float)
+        group = (self.n_params + 2, *self.shape)
+        if outputs.shape == group:
+            outputs = outputs[None]
+        elif outputs.shape[1:] != group:
+            raise ValueError(
+                f"outputs must have shape (d + 2, *shape) = {group} for one group or {_batch_shape(group)} for a "
+                f"batch (d = {self.n_params} parameters, shape = {self.shape}); received {outputs.shape}"
+            )
+        if outputs.shape[0] == 0:
+            return
+        _check_finite(outputs, "outputs")
+        mean, deviations = _batch_centre(outputs)
+        m2 = (deviations**2).sum(axis=0)
+        c_a = (deviations[:, :1] * deviations[:, 2:]).sum(axis=0)
+        c_b = (deviations[:, 1:2] * deviations[:, 2:]).sum(axis=0)
+        self._merge(outputs.shape[0], mean, m2, c_a, c_b)
+
+    def merge(self, other: IterativeSobol) -> IterativeSobol:
+        """Add the groups seen by ``other`` exactly (Pebay's pairwise formulas); returns self."""
+        if not isinstance(other, IterativeSobol):
+            raise TypeError(f"can only merge another IterativeSobol, got {type(other).__name__}")
+        for name in ("n_params", "shape", "estimator"):
+            if getattr(other, name) != getattr(self, name):
+                raise ValueError(
+                    f"cannot merge: {name} differs ({getattr(other, name)!r} in other, {getattr(self, name)!r} here)"
+                )
+        if other.n_groups:
+            self._merge(other.n_groups, other._mean, other._m2, other._c_a, other._c_b)
+        return self
+
+    def _merge(self, n_b: int, mean_b, m2_b, c_a_b, c_b_b) -> None:
+        n_a, n = self.n_groups, self.n_groups + n_b
+        delta = mean_b - self._mean
+        weight = n_a * n_b / n
+        self._c_a = self._c_a + c_a_b + weight * delta[:1] * delta[2:]
+        self._c_b = self._c_b + c_b_b + weight * delta[1:2] * delta[2:]
+        self._mean, self._m2 = _chan_merge(n_a, self._mean, self._m2, n_b, mean_b, m2_b)
+        self.n_groups = n
+
+    # ----------------------------------------------------------------------------------------- indices
+
+    @property
+    def first_order(self) -> np.ndarray:
+        """First-order indices ``S_k``, array ``(d, *shape)``."""
+        if self.estimator == "martinez":
+            return _ratio(self._c_b, self._sd_product(1), default=0.0, clip=True)
+        return 1.0 - _ratio(self._squared_differences(1), 2 * self._pooled_variance(), default=1.0)
+
+    @property
+    def total_order(self) -> np.ndarray:
+        """Total indices ``ST_k``, array ``(d, *shape)``."""
+        if self.estimator == "martinez":
+            return 1.0 - _ratio(self._c_a, self._sd_product(0), default=1.0, clip=True)
+        return _ratio(self._squared_differences(0), 2 * self._pooled_variance(), default=0.0)
+
+    def aggregated(self) -> tuple[np.ndarray, np.ndarray]:
+        """Whole-field indices ``(S, ST)``, arrays ``(d,)``: sums over cells of the numerators over sums of the
+        denominators (Gamboa et al. 2014), from the same accumulators.
+
+        Martinez: ``S_k = sum_cells Cov(Y_B, Y_Ek) / sum_cells sd(Y_B) sd(Y_Ek)`` and
+        ``ST_k = 1 - sum_cells Cov(Y_A, Y_Ek) / sum_cells sd(Y_A) sd(Y_Ek)`` (each is a variance-weighted
+        mean of per-cell correlations, and the per-cell index when there is one cell). Jansen:
+        ``ST_k = sum_cells sum_groups (Y_A - Y_Ek)^2 / (2n) / sum_cells V`` and likewise for ``S_k``.
+        Indices are 0 where every cell is constant.
+        """
+        d = self.n_params
+        if self.estimator == "martinez":
+            num_s, den_s = self._c_b, self._sd_product(1)
+            num_t, den_t = self._c_a, self._sd_product(0)
+            first = _ratio(_cell_sum(num_s, d), _cell_sum(den_s, d), default=0.0, clip=True)
+            total = 1.0 - _ratio(_cell_sum(num_t, d), _cell_sum(den_t, d), default=1.0, clip=True)
+            return first, total
+        variance = 2 * np.broadcast_to(self._pooled_variance(), (d, *self.shape))
+        den = _cell_sum(variance, d)
+        first = 1.0 - _ratio(_cell_sum(self._squared_differences(1), d), den, default=1.0)
+        total = _ratio(_cell_sum(self._squared_differences(0), d), den, default=0.0)
+        return first, total
+
+    def confidence_interval(self, level: float = 0.95) -> Intervals:
+        """Confidence intervals of :attr:`first_order` and :attr:`total_order` (Martinez only).
+
+        Fisher's z transform of the correlation ``r``: ``tanh(atanh(r) +- z / sqrt(n - 3))`` with ``z`` the
+        normal quantile of ``(1 + level) / 2``; for ``ST = 1 - r`` the bounds swap. With fewer than 4
+        groups the interval is the whole range of a correlation. Constant cells get the interval (0, 0).
+        """
+        if self.estimator != "martinez":
+            raise NotImplementedError(
+                f"confidence intervals are implemented for the 'martinez' estimator only (Fisher z of a "
+                f"correlation), not for {self.estimator!r}; use estimator='martinez' or bootstrap the groups"
+            )
+        if not isinstance(level, (float, int)) or not 0 < level < 1:
+            raise ValueError(f"level must be a probability strictly between 0 and 1, got {level!r}")
+        z = NormalDist().inv_cdf((1 + level) / 2)
+        s_low, s_high = self._fisher(self._c_b, self._sd_product(1), z, constant=0.0)
+        r_low, r_high = self._fisher(self._c_a, self._sd_product(0), z, constant=1.0)
+        return Intervals((s_low, s_high), (1.0 - r_high, 1.0 - r_low))
+
+    def widest_interval(self, level: float = 0.95) -> float:
+        """The largest confidence-interval width over cells, parameters and both indices (a stop rule)."""
+        (s_low, s_high), (t_low, t_high) = self.confidence_interval(level)
+        return float(max(np.max(s_high - s_low, initial=0.0), np.max(t_high - t_low, initial=0.0)))
+
+    def _fisher(self, comoment, sd_product, z, *, constant: float) -> tuple[np.ndarray, np.ndarray]:
+        """Fisher-z bounds of the correlation ``comoment / sd_product``; ``constant`` where a variance is zero."""
+        degenerate = sd_product == 0
+        if self.n_groups < 4:
+            low, high = np.full(comoment.shape, -1.0), np.full(comoment.shape, 1.0)
+        else:
+            r = _ratio(comoment, sd_product, default=0.0, clip=True)
+            centre = np.arctanh(np.clip(r, -1 + 1e-15, 1 - 1e-15))
+            half = z / np.sqrt(self.n_groups - 3)
+            low, high = np.tanh(centre - half), np.tanh(centre + half)
+        return np.where(degenerate, constant, low), np.where(degenerate, constant, high)
+
+    # ---------------------------------------------------------------------------------------- helpers
+
+    def _variance_or_zero(self, rows) -> np.ndarray:
+        """Centred sums of squares of ``rows``, with cells that are constant to rounding set to 0."""
+        m2, mean = self._m2[rows], self._mean[rows]
+        return np.where(m2 <= self.n_groups * (CONSTANT_RTOL * mean) ** 2, 0.0, m2)
+
+    def _sd_product(self, row: int) -> np.ndarray:
+        """``sqrt(M2_row) * sqrt(M2_Ek)`` per k, 0 where either is constant."""
+        return np.sqrt(self._variance_or_zero(slice(row, row + 1))) * np.sqrt(self._variance_or_zero(slice(2, None)))
+
+    def _squared_differences(self, row: int) -> np.ndarray:
+        """``sum_groups (Y_row - Y_Ek)^2`` / n per k, from the moments: M2_row + M2_Ek - 2 C + n (mean diff)^2."""
+        if self.n_groups == 0:
+            return np.zeros((self.n_params, *self.shape))
+        comoment = self._c_a if row == 0 else self._c_b
+        diff = self._mean[row : row + 1] - self._mean[2:]
+        total = self._m2[row : row + 1] + self._m2[2:] - 2 * comoment + self.n_groups * diff**2
+        return np.maximum(total, 0.0) / self.n_groups
+
+    def _pooled_variance(self) -> np.ndarray:
+        """Sample variance (``ddof=1``) of the ``2n`` pooled outputs ``Y_A`` and ``Y_B``, 0 where constant."""
+        n = self.n_groups
+        if n == 0:
+            return np.zeros(self.shape)
+        mean, m2 = _chan_merge(n, self._mean[0], self._m2[0], n, self._mean[1], self._m2[1])
+        m2 = np.where(m2 <= 2 * n * (CONSTANT_RTOL * mean) ** 2, 0.0, m2)
+        return m2 / (2 * n - 1)
+
+    # ------------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict:
+        """The accumulators as a dict of plain values and numpy arrays (copies); memory independent of n."""
+        return {
+            "n_params": self.n_params,
+            "shape": list(self.shape),
+            "estimator": self.estimator,
+            "n_groups": self.n_groups,
+            "mean": self._mean.copy(),
+            "m2": self._m2.copy(),
+            "c_a": self._c_a.copy(),
+            "c_b": self._c_b.copy(),
+        }
+
+    def load_state_dict(self, state: dict) -> IterativeSobol:
+        """Restore what :meth:`state_dict` returned; ``n_params``, ``shape`` and ``estimator`` must match."""
+        received = {"n_params": int(state["n_params"]), "shape": _check_shape(state["shape"])}
+        received["estimator"] = str(state["estimator"])
+        for name, value in received.items():
+            if value != getattr(self, name):
+                raise ValueError(f"state has {name}={value!r}, this accumulator has {name}={getattr(self, name)!r}")
+        self.n_groups = int(state["n_groups"])
+        for key in ("mean", "m2", "c_a", "c_b"):
+            current = getattr(self, f"_{key}")
+            setattr(self, f"_{key}", np.array(state[key], dtype=float).reshape(current.shape))
+        return self
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> IterativeSobol:
+        """A new accumulator holding ``state``."""
+        return cls(int(state["n_params"]), tuple(state["shape"]), str(state["estimator"])).load_state_dict(state)
+
+    def to_dataset(self, names: Sequence[str] | None = None, dims: Sequence[str] | None = None, *, level=0.95):
+        """The indices as an ``xarray.Dataset``: ``S1`` and ``ST`` with dims ``("parameter", *dims)``, and for
+        Martinez ``S1_low``, ``S1_high``, ``ST_low``, ``ST_high`` at ``level``; attrs ``n_groups``,
+        ``estimator`` (and ``confidence_level``).
+
+        ``names`` label the parameters (default ``x1 ... xd``); ``dims`` name the output axes (default
+        ``dim_0 ...``).
+        """
+        import xarray as xr
+
+        names = [f"x{k + 1}" for k in range(self.n_params)] if names is None else [str(n) for n in names]
+        if len(names) != self.n_params:
+            raise ValueError(f"names must hold {self.n_params} parameter names, got {len(names)}: {names!r}")
+        dims = [f"dim_{i}" for i in range(len(self.shape))] if dims is None else [str(d) for d in dims]
+        if len(dims) != len(self.shape):
+            raise ValueError(f"dims must name the {len(self.shape)} output axes of shape {self.shape}, got {dims!r}")
+        axes = ("parameter", *dims)
+        data = {"S1": (axes, self.first_order), "ST": (axes, self.total_order)}
+        attrs = {"n_groups": self.n_groups, "estimator": self.estimator}
+        if self.estimator == "martinez":
+            (s_low, s_high), (t_low, t_high) = self.confidence_interval(level)
+            data.update(S1_low=(axes, s_low), S1_high=(axes, s_high), ST_low=(axes, t_low), ST_high=(axes, t_high))
+            attrs["confidence_level"] = float(level)
+        return xr.Dataset(data, coords={"parameter": names}, attrs=attrs)
+
+    def __repr__(self) -> str:
+        return (
+            f"IterativeSobol(n_params={self.n_params}, shape={self.shape}, estimator={self.estimator!r}, "
+            f"n_groups={self.n_groups})"
+        )
+
+
+def _ratio(numerator, denominator, *, default: float, clip: bool = False) -> np.ndarray:
+    """``numerator / denominator`` where the denominator is positive, ``default`` elsewhere (no warning)."""
+    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
+    out = np.full(numerator.shape, float(default))
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return np.clip(out, -1.0, 1.0) if clip else out
+
+
+def _cell_sum(values: np.ndarray, d: int) -> np.ndarray:
+    return np.asarray(values).reshape(d, -1).sum(axis=1)
