@@ -51,17 +51,10 @@ class IterativeMoments:
 
     def update(self, values) -> None:
         """Add one sample of shape ``shape`` or a batch of shape ``(m, *shape)``."""
-        values = np.asarray(values, dtype=float)
-        if values.shape == self.shape:
-            values = values[None]
-        elif values.ndim != len(self.shape) + 1 or values.shape[1:] != self.shape:
-            raise ValueError(
-                f"values must have shape {self.shape} (one sample) or {_batch_shape(self.shape)} (a batch); "
-                f"received {values.shape}"
-            )
-        if values.shape[0] == 0:
+        expected = f"{self.shape} (one sample) or {_batch_shape(self.shape)} (a batch)"
+        values = _as_batch(values, self.shape, "values", expected)
+        if values is None:
             return
-        _check_finite(values, "values")
         mean, m2 = _batch_moments(values)
         self._merge(values.shape[0], mean, m2, values.min(axis=0), values.max(axis=0))
 
@@ -145,6 +138,19 @@ def _check_shape(shape) -> tuple[int, ...]:
 def _batch_shape(shape: tuple[int, ...]) -> str:
     """The shape of a batch of ``m`` samples of ``shape``, as text: ``(m, 100, 100)``."""
     return "(" + ", ".join(["m", *map(str, shape)]) + ")"
+
+
+def _as_batch(values, item: tuple[int, ...], name: str, expected: str) -> np.ndarray | None:
+    """``values`` as a finite batch ``(m, *item)`` (one item gets a leading axis); None for an empty batch."""
+    values = np.asarray(values, dtype=float)
+    if values.shape == item:
+        values = values[None]
+    elif values.shape[1:] != item:
+        raise ValueError(f"{name} must have shape {expected}; received {values.shape}")
+    if values.shape[0] == 0:
+        return None
+    _check_finite(values, name)
+    return values
 
 
 def _check_finite(values: np.ndarray, name: str) -> None:

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kit.sensitivity.moments import _batch_centre, _batch_shape, _chan_merge, _check_finite, _check_shape
+from kit.sensitivity.moments import _as_batch, _batch_centre, _batch_shape, _chan_merge, _check_shape
 
 __all__ = ["ESTIMATORS", "Intervals", "IterativeSobol"]
 
@@ -98,18 +98,14 @@ class IterativeSobol:
 
     def update(self, outputs) -> None:
         """Add one group of outputs ``(d + 2, *shape)`` or a batch of groups ``(n, d + 2, *shape)``."""
-        outputs = np.asarray(outputs, dtype=float)
         group = (self.n_params + 2, *self.shape)
-        if outputs.shape == group:
-            outputs = outputs[None]
-        elif outputs.shape[1:] != group:
-            raise ValueError(
-                f"outputs must have shape (d + 2, *shape) = {group} for one group or {_batch_shape(group)} for a "
-                f"batch (d = {self.n_params} parameters, shape = {self.shape}); received {outputs.shape}"
-            )
-        if outputs.shape[0] == 0:
+        expected = (
+            f"(d + 2, *shape) = {group} for one group or {_batch_shape(group)} for a "
+            f"batch (d = {self.n_params} parameters, shape = {self.shape})"
+        )
+        outputs = _as_batch(outputs, group, "outputs", expected)
+        if outputs is None:
             return
-        _check_finite(outputs, "outputs")
         mean, deviations = _batch_centre(outputs)
         m2 = (deviations**2).sum(axis=0)
         c_a = (deviations[:, :1] * deviations[:, 2:]).sum(axis=0)
