@@ -46,6 +46,7 @@ class Figure:
     parameters: dict = field(default_factory=dict)
     caption: str = ""
     golden: tuple[str, ...] | None = None  # data variables compared with golden files; None: all
+    smoke: dict = field(default_factory=dict)  # parameters kept at smoke size (which model, not how big)
 
     @property
     def key(self) -> str:
@@ -82,12 +83,13 @@ def load_registry(papers_dir: Path | None = None) -> list[Figure]:
         for fig_id, entry in entries.items():
             if not isinstance(entry, dict) or "notebook" not in entry:
                 raise FigureError(f"{registry}: figure {fig_id!r} needs a 'notebook' entry")
-            unknown = sorted(set(entry) - {"notebook", "parameters", "caption", "golden"})
+            unknown = sorted(set(entry) - {"notebook", "parameters", "caption", "golden", "smoke"})
             if unknown:
                 raise FigureError(f"{registry}: figure {fig_id!r} has unknown keys {unknown}")
-            params = entry.get("parameters") or {}
-            if not isinstance(params, dict):
-                raise FigureError(f"{registry}: figure {fig_id!r}: 'parameters' must be a mapping")
+            params, smoke = entry.get("parameters") or {}, entry.get("smoke") or {}
+            for key, value in (("parameters", params), ("smoke", smoke)):
+                if not isinstance(value, dict):
+                    raise FigureError(f"{registry}: figure {fig_id!r}: {key!r} must be a mapping")
             golden = entry.get("golden")
             if golden is not None and not (isinstance(golden, list) and all(isinstance(g, str) for g in golden)):
                 raise FigureError(f"{registry}: figure {fig_id!r}: 'golden' must be a list of variable names")
@@ -101,6 +103,7 @@ def load_registry(papers_dir: Path | None = None) -> list[Figure]:
                     params,
                     entry.get("caption", ""),
                     None if golden is None else tuple(golden),
+                    smoke,
                 )
             )
     return figures
@@ -121,12 +124,12 @@ def select(figures: list[Figure], paper: str | None = None, figure: str | None =
 
 
 def resolve_parameters(fig: Figure, overrides: dict | None = None, *, smoke: bool = False) -> dict:
-    """The parameters a build passes: the registry's (none when ``smoke``), then ``overrides``, checked.
+    """The parameters a build passes: the registry's (its ``smoke`` ones when ``smoke``), then ``overrides``, checked.
 
     An unknown name or a value of the wrong type raises ``FigureError`` listing the declared parameters.
     """
     declared = notebooks.declared_parameters(fig.notebook)
-    chosen = {**({} if smoke else fig.parameters), **(overrides or {})}
+    chosen = {**(fig.smoke if smoke else fig.parameters), **(overrides or {})}
     listing = "\n".join(f"  {p.describe()}" for p in declared.values())
     for name, value in chosen.items():
         if name in RUNNER_PARAMETERS:
@@ -151,6 +154,7 @@ def check(figures: list[Figure]) -> list[str]:
             if missing:
                 problems.append(f"{fig.key}: {fig.notebook.name} does not declare {missing}")
             resolve_parameters(fig)
+            resolve_parameters(fig, smoke=True)
         except (FigureError, ValueError, FileNotFoundError) as exc:
             problems.append(str(exc) if str(exc).startswith(fig.key) else f"{fig.key}: {exc}")
     return problems

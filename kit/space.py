@@ -137,8 +137,6 @@ class ParameterSpace:
 
     def scale(self, unit) -> np.ndarray:
         """Map points of the unit hypercube ``(n, d)`` to the space (inverse CDF per parameter)."""
-        from scipy import stats
-
         u = np.asarray(unit, dtype=float)
         if u.ndim != 2 or u.shape[1] != self.dim:
             raise ValueError(f"expected unit samples of shape (n, {self.dim}), got {u.shape}")
@@ -146,19 +144,36 @@ class ParameterSpace:
             raise ValueError("unit samples must lie in [0, 1]")
         out = np.empty_like(u)
         for k, ((a, b), dist) in enumerate(zip(self.bounds, self.dists, strict=True)):
-            col = u[:, k]
-            if dist == "unif":
-                out[:, k] = a + (b - a) * col
-            elif dist == "triang":
-                out[:, k] = stats.triang(c=0.5, loc=a, scale=b - a).ppf(col)
-            elif dist == "truncnorm":
-                mid, half = (a + b) / 2, (b - a) / 2
-                out[:, k] = stats.truncnorm(-2.0, 2.0, loc=mid, scale=half / 2).ppf(col)
-            elif dist == "norm":
-                out[:, k] = stats.norm(loc=a, scale=b).ppf(col)
-            else:  # lognorm: (mean, std) of the underlying normal, as in SALib
-                out[:, k] = np.exp(stats.norm(loc=a, scale=b).ppf(col))
+            out[:, k] = a + (b - a) * u[:, k] if dist == "unif" else self._distribution(k).ppf(u[:, k])
         return out
+
+    def unscale(self, x) -> np.ndarray:
+        """Map points of the space ``(n, d)`` to the unit hypercube (CDF per parameter), the inverse of :meth:`scale`.
+
+        Examples
+        --------
+        >>> space = ParameterSpace({"left": (100.0, 500.0)})
+        >>> space.unscale([[200.0]]).tolist()
+        [[0.25]]
+        """
+        x = self.validate(np.atleast_2d(x))
+        out = np.empty_like(x)
+        for k, ((a, b), dist) in enumerate(zip(self.bounds, self.dists, strict=True)):
+            out[:, k] = (x[:, k] - a) / (b - a) if dist == "unif" else self._distribution(k).cdf(x[:, k])
+        return out
+
+    def _distribution(self, k: int):
+        """Parameter ``k`` as a frozen ``scipy.stats`` distribution (SALib's conventions)."""
+        from scipy import stats
+
+        (a, b), dist = self.bounds[k], self.dists[k]
+        if dist == "triang":
+            return stats.triang(c=0.5, loc=a, scale=b - a)
+        if dist == "truncnorm":
+            return stats.truncnorm(-2.0, 2.0, loc=(a + b) / 2, scale=(b - a) / 4)
+        if dist == "norm":
+            return stats.norm(loc=a, scale=b)
+        return stats.lognorm(s=b, scale=np.exp(a))  # lognorm: (mean, std) of the underlying normal
 
 
 def _check_bounds(name: str, pair, dist: str) -> tuple[float, float]:

@@ -103,6 +103,23 @@ def test_compatible_values_and_smoke_profile(project):
         figures.resolve_parameters(fig, {"output_dir": "/tmp"})
 
 
+def test_smoke_keeps_the_registry_smoke_parameters(project):
+    (project / "papers" / "demo" / "figures.yaml").write_text(
+        "figures:\n  tiny: {notebook: notebooks/tiny.ipynb, parameters: {n: 400, label: big}, smoke: {label: big}}\n"
+    )
+    fig = registry(project)[0]
+    assert fig.smoke == {"label": "big"}
+    assert figures.resolve_parameters(fig, smoke=True) == {"label": "big"}
+    assert figures.resolve_parameters(fig, {"n": 2}, smoke=True) == {"label": "big", "n": 2}
+
+
+def test_check_reports_a_bad_smoke_parameter(project):
+    (project / "papers" / "demo" / "figures.yaml").write_text(
+        "figures:\n  tiny: {notebook: notebooks/tiny.ipynb, smoke: {size: 1}}\n"
+    )
+    assert figures.check(registry(project))[0].startswith("demo/tiny: unknown parameter 'size'")
+
+
 def test_check_reports_missing_notebook_and_bad_registry_parameters(project):
     (project / "papers" / "demo" / "figures.yaml").write_text(
         "figures:\n"
@@ -128,6 +145,7 @@ def test_check_reports_notebook_without_runner_parameters(project):
         ("figures: [1, 2", "not valid YAML"),
         ("figures:\n  x: {parameters: {}}\n", "figure 'x' needs a 'notebook' entry"),
         ("figures:\n  x: {notebook: a.ipynb, colour: red}\n", r"figure 'x' has unknown keys \['colour'\]"),
+        ("figures:\n  x: {notebook: a.ipynb, smoke: [1]}\n", r"figure 'x': 'smoke' must be a mapping"),
     ],
 )
 def test_bad_registry_files_are_named(project, content, match):

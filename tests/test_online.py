@@ -315,7 +315,15 @@ def test_unreachable_scheduler_is_a_clear_error_not_a_hang():
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("n_simulations", 0), ("in_flight", 0), ("chunk_steps", -1), ("max_batches", 0)]
+    ("option", "value"),
+    [
+        ("n_simulations", 0),
+        ("in_flight", 0),
+        ("chunk_steps", -1),
+        ("max_batches", 0),
+        ("batches_per_simulation", 0),
+        ("batches_per_simulation", True),
+    ],
 )
 def test_bad_study_options_name_the_option(option, value):
     with pytest.raises(ValueError, match=rf"{option} must be"):
@@ -329,3 +337,126 @@ def test_absent_device_is_an_error():
         pytest.skip("a CUDA device is present")
     with pytest.raises(ValueError, match="device 'cuda' is not available here"):
         OnlineStudy(Heat2D(n=8, steps=4), device="cuda")
+
+
+def pick_freeze_fields(sim, study_seed, n_groups, step):
+    """Fields at ``step`` of the pick-freeze simulations a study with ``study_seed`` runs, as float32 streams."""
+    from kit.sampling import PickFreezeSampler
+    from kit.seeding import simulation_seed
+
+    sampler_seed = np.random.SeedSequence(study_seed).spawn(3)[0]  # the study's sampler stream
+    points = PickFreezeSampler(sim.space, sampler_seed).ask(n_groups * (sim.space.dim + 2))
+    fields = [sim.trajectory(p, seed=simulation_seed(study_seed, i)).values[step - 1] for i, p in enumerate(points)]
+    return np.array(fields, dtype=np.float32).reshape(n_groups, sim.space.dim + 2, *fields[0].shape)
+
+
+def test_one_simulation_budget_gives_the_surrogate_and_the_sobol_maps(client, tmp_path):
+    from kit.sensitivity import FieldSobol, IterativeSobol
+
+    sim = Heat2D(n=8, steps=4)
+    d = sim.space.dim
+    maps = FieldSobol(d, (8, 8), steps=[2, 4])
+    study = small_study(
+        sim,
+        client,
+        n_simulations=4 * (d + 2),
+        sampler="pick_freeze",
+        sensitivity=maps,
+        checkpoint=tmp_path / "c.pt",
+        checkpoint_every=1,
+    )
+    result = study.run(progress=False)
+    assert result.accounting["balanced"] == 1 and study.trainer.batches > 0
+    assert maps.n_groups == 4 and maps.pending == 0
+    batch = IterativeSobol(d, (8, 8))
+    batch.update(pick_freeze_fields(sim, 5, 4, step=4))
+    np.testing.assert_allclose(result.sensitivity.ST.sel(step=4), batch.total_order, atol=1e-10)
+    np.testing.assert_allclose(result.sensitivity.time, [0.05, 0.1])
+    import pickle
+
+    saved = pickle.loads((tmp_path / "c.pt").read_bytes())["sensitivity"]
+    assert FieldSobol(d, (8, 8), steps=[2, 4]).load_state_dict(saved).n_groups <= 4
+
+
+def test_a_redrawn_pick_freeze_simulation_drops_its_group(client, tmp_path):
+    from kit.seeding import simulation_seed
+    from kit.sensitivity import FieldSobol
+
+    sim = Heat2D(n=8, steps=3)
+    d = sim.space.dim
+    faulty = Faulty(sim, "exception", tmp_path / "m", at_step=1, times=None, only=[simulation_seed(5, 0)])
+    maps = FieldSobol(d, (8, 8), steps=[3])
+    study = small_study(faulty, client, n_simulations=2 * (d + 2), sampler="pick_freeze", sensitivity=maps, retries=0)
+    result = study.run(progress=False)
+    assert result.simulations.status.sel(simulation=0) == "redrawn"
+    assert maps.discarded == {0} and maps.n_groups == 1  # group 1 complete, group 2 holds one simulation
+    assert result.sensitivity.attrs["discarded_groups"] == 1
+
+
+def test_sensitivity_needs_pick_freeze_simulations_of_the_right_shape():
+    from kit.sensitivity import FieldSobol
+
+    sim = Heat2D(n=8, steps=3)
+    with pytest.raises(ValueError, match="sensitivity needs pick-freeze simulations: pass sampler='pick_freeze'"):
+        OnlineStudy(sim, sampler="sobol", sensitivity=FieldSobol(5, (8, 8), [1]))
+    with pytest.raises(ValueError, match=r"sensitivity is for 5 parameters and fields \(4, 4\)"):
+        OnlineStudy(sim, sampler="pick_freeze", sensitivity=FieldSobol(5, (4, 4), [1]))
+
+
+def test_rate_limit_holds_simulations_back_until_enough_batches_are_trained(client):
+    sim = Heat2D(n=8, steps=10)
+    rate = 6.0
+    result = small_study(sim, client, n_simulations=6, batches_per_simulation=rate, queue_size=2).run(progress=False)
+    metrics = result.metrics
+    slack = 8 + 2 * 2 + 2 * 2  # watermark, queued chunks and pending steps pulled in one go
+    assert (metrics.produced <= sim.steps * metrics.batch / rate + slack).all()
+    assert int(metrics.batch[-1]) >= rate * 6
+    assert result.accounting["balanced"] == 1
+
+
+def test_samplers_compared_at_equal_budget(client):
+    from kit.online.sampler_comparison import compare_samplers
+
+    sim = Heat2D(n=8, steps=4)
+    data = compare_samplers(
+        sim,
+        samplers=("random", "lhs", "breed", "loss_density"),
+        seeds=(0, 1),
+        n_simulations=6,
+        n_validation=4,
+        capacity=64,
+        batch_size=8,
+        batches_per_simulation=4,
+        client=client,
+        progress=False,
+    )
+    assert list(data.sampler.values) == ["random", "lhs", "breed", "loss_density"] and data.sizes["seed"] == 2
+    assert data.attrs["n_importance"] == 16 and "'lhs': {'block': 6}" in data.attrs["sampler_options"]
+    np.testing.assert_array_equal(data.p99_ratio.sel(sampler="random"), 1.0)
+    # Non-adaptive points have density 1: the weighted estimate is the plain mean at the training points.
+    np.testing.assert_allclose(
+        data.weighted_error.sel(sampler="random"), data.sampler_point_error.sel(sampler="random")
+    )
+    assert (data.p99_ratio_low <= data.p99_ratio).all() and (data.p99_ratio <= data.p99_ratio_high).all()
+    sim.space.validate(data.points.values.reshape(-1, 5))
+    assert np.isfinite(data.val_p99).all() and (data.batches >= 4 * 5).all()
+    with pytest.raises(ValueError, match="samplers must include the baseline 'random'"):
+        compare_samplers(sim, samplers=("breed",), client=client)
+
+
+def test_sobol_maps_survive_a_checkpoint_and_resume(client, tmp_path):
+    from kit.sensitivity import FieldSobol, IterativeSobol
+
+    sim = Heat2D(n=8, steps=4)
+    d, path = sim.space.dim, tmp_path / "study.ckpt"
+    options = dict(n_simulations=3 * (d + 2), sampler="pick_freeze", checkpoint=path, checkpoint_every=1)
+    first = small_study(sim, client, max_batches=2, sensitivity=FieldSobol(d, (8, 8), [2, 4]), **options)
+    first.run(progress=False)  # stops at batch 2, cancelling what still runs
+    assert first.ledger.ended["ok"] < 3 * (d + 2)
+    maps = FieldSobol(d, (8, 8), [2, 4])
+    resumed = small_study(sim, client, sensitivity=maps, **options)
+    result = resumed.run(progress=False)
+    assert resumed.trainer.batches > 2 and maps.n_groups == 3 and maps.pending == 0
+    batch = IterativeSobol(d, (8, 8))
+    batch.update(pick_freeze_fields(sim, 5, 3, step=2))
+    np.testing.assert_allclose(result.sensitivity.S1.sel(step=2), batch.first_order, atol=1e-10)

@@ -157,8 +157,9 @@ def test_samplers_follow_the_protocol_and_the_registry(space):
 
 
 def test_registry_miss_lists_the_valid_names(space):
-    with pytest.raises(ValueError, match=r"unknown sampler 'breed'; choose one of \['lhs', 'random', 'sobol'\]"):
-        make_sampler("breed", space)
+    names = r"\['breed', 'lhs', 'loss_density', 'pick_freeze', 'random', 'sobol'\]"
+    with pytest.raises(ValueError, match=rf"unknown sampler 'best'; choose one of {names}"):
+        make_sampler("best", space)
 
 
 def test_sobol_sampler_continues_one_sequence(space):
@@ -256,6 +257,9 @@ def test_import_kit_sampling_stays_light():
         "FixedSampler",
         "LHSSampler",
         "SobolSampler",
+        "PickFreezeSampler",
+        "BreedSampler",
+        "LossDensitySampler",
         "make_sampler",
     }
 

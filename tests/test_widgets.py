@@ -22,3 +22,24 @@ def test_parameter_and_step_sliders_change_the_field():
     explorer.step.value = 1
     assert float(explorer.frame.time[0]) == sim.t_end / sim.steps
     np.testing.assert_allclose(explorer.frame.values[0], next(sim.run(explorer.point)).field)
+
+
+def test_sobol_map_explorer_shows_the_chosen_parameter_and_step():
+    import pytest
+
+    from kit.sensitivity import FieldSobol
+    from kit.widgets import SobolMapExplorer
+
+    rng = np.random.default_rng(0)
+    maps = FieldSobol(2, (3, 3), steps=[1, 2])
+    for point in range(4 * 8):
+        for step in (1, 2):
+            maps.add(point, step, rng.random((3, 3)))
+    data = maps.to_dataset(["a", "b"], times=[0.5, 1.0])
+    explorer = SobolMapExplorer(data)
+    assert explorer.parameter.options == ("a", "b") and explorer.step.value == 2
+    np.testing.assert_array_equal(explorer.frame.S1, data.S1.sel(parameter="a", step=2))
+    explorer.parameter.value, explorer.step.value = "b", 1
+    np.testing.assert_array_equal(explorer.frame.ST, data.ST.sel(parameter="b", step=1))
+    with pytest.raises(ValueError, match=r"missing \['ST'\]"):
+        SobolMapExplorer(data[["S1"]])

@@ -22,6 +22,8 @@ class StudyResult:
     trainer: object
     space: object
     config: dict
+    field_sobol: object = None
+    simulator: object = None
 
     @property
     def metrics(self) -> xr.Dataset:
@@ -78,6 +80,18 @@ class StudyResult:
                 "seconds": ("arrival", log[:, 3]),
             }
         )
+
+    @property
+    def sensitivity(self) -> xr.Dataset | None:
+        """Sobol' maps from the study's pick-freeze simulations (dims step, parameter, y, x), or None."""
+        if self.field_sobol is None:
+            return None
+        steps = np.asarray(self.field_sobol.steps)
+        times = steps * self.simulator.t_end / self.simulator.steps
+        data = self.field_sobol.to_dataset(list(self.space.names), times=times)
+        data = data.assign_coords(y=self.simulator.y, x=self.simulator.x)
+        data.attrs["field"] = f"{self.simulator.field_name} [{self.simulator.units}]"
+        return data
 
     @property
     def accounting(self) -> dict[str, int]:

@@ -53,6 +53,12 @@ class OnlineStudy:
     batch_size, lr, max_batches
         Training batch size, Adam learning rate, and an optional cap on gradient steps (the study stops
         there, cancelling running simulations).
+    batches_per_simulation
+        Rate limit (Melissa's): once the buffer is ready, no more steps are pulled from the queue until
+        this many batches per simulation's worth of steps received were trained, so simulations wait
+        (backpressure), and before it ends the study trains up to that many batches per simulation while
+        the buffer can serve batches (always for a reservoir, which reuses samples): the training done per
+        simulation does not depend on the cluster's speed.
     validation, validate_every
         A :class:`~kit.online.validation.ValidationSet` evaluated every ``validate_every`` batches and at the end.
     in_flight, chunk_steps, queue_size
@@ -61,6 +67,12 @@ class OnlineStudy:
         Attempts with the same parameters after a failure, seconds without a step before a simulation
         counts as hung (counted from submission: keep ``in_flight`` at most the cluster's threads, or the
         timeout above the wait for a free thread), failed simulations tolerated before the study stops.
+    sensitivity
+        A :class:`kit.sensitivity.FieldSobol` fed with every simulated step it keeps, so that one simulation
+        budget yields the surrogate and Sobol' maps (``result.sensitivity``); needs ``sampler="pick_freeze"``
+        (simulation ``i`` is row ``i % (d + 2)`` of pick-freeze group ``i // (d + 2)``). ``n_simulations`` a
+        multiple of ``d + 2`` completes every group unless a simulation is redrawn: its group is dropped
+        (``discarded_groups``) and the replacement starts the next one, which stays incomplete.
     checkpoint, checkpoint_every
         File to checkpoint to every ``checkpoint_every`` batches; an existing one is resumed.
     client, n_workers, connect_timeout
@@ -85,6 +97,7 @@ class OnlineStudy:
         batch_size: int = 32,
         lr: float = 1e-3,
         max_batches: int | None = None,
+        batches_per_simulation: float | None = None,
         validation=None,
         validate_every: int = 50,
         in_flight: int = 2,
@@ -93,6 +106,7 @@ class OnlineStudy:
         retries: int = 1,
         timeout: float = 120.0,
         max_failures: int | None = None,
+        sensitivity=None,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 100,
         client=None,
@@ -117,6 +131,13 @@ class OnlineStudy:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
             raise ValueError(f"max_batches must be None or an int >= 1, got {max_batches!r}")
+        if batches_per_simulation is not None and (
+            isinstance(batches_per_simulation, bool)
+            or not isinstance(batches_per_simulation, int | float)
+            or not batches_per_simulation > 0
+        ):
+            raise ValueError(f"batches_per_simulation must be None or > 0, got {batches_per_simulation!r}")
+        self.batches_per_simulation = batches_per_simulation
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         self.simulator, self.space = simulator, simulator.space
@@ -140,6 +161,7 @@ class OnlineStudy:
             init = int(model_seed.generate_state(1)[0])
             model = seeded_model(lambda: make_surrogate(model, self.space.dim + 1, shape, **options), init)
         self.trainer = Trainer(model, lr=lr, device=device)
+        self.sensitivity = _sensitivity(sensitivity, self.sampler, shape)
         self.torch_threads = torch_threads
         self.connect_timeout = connect_timeout
         self.ledger = Ledger()
@@ -205,6 +227,8 @@ class OnlineStudy:
         if self.max_batches is not None and self.trainer.batches >= self.max_batches:
             return True
         if self._running() or self.pending or self._completed() < self.n_simulations:
+            return False
+        if self._rate_limited():  # the batches owed to the last simulations come first
             return False
         self.buffer.close()
         return not self.buffer.ready()
@@ -273,10 +297,12 @@ class OnlineStudy:
             lines = "\n".join(f"  simulation {s.sim_id} {s.params.tolist()}: {s.reasons}" for s in [*failures, sim])
             raise StudyError(f"{len(failures) + 1} simulations failed (max_failures={self.max_failures}):\n{lines}")
         self.ledger.end(sim, "redrawn")  # _launch gives its slot to new parameters
+        if self.sensitivity is not None:
+            self.sensitivity.discard(sim.sim_id)  # its pick-freeze group cannot complete
 
     # -- data -------------------------------------------------------------------------------------------
     def _receive(self, client, queue) -> bool:
-        if len(self.pending) >= self.chunk_steps * self.in_flight:
+        if len(self.pending) >= self.chunk_steps * self.in_flight or self._rate_limited():
             for sim in self._running():  # held back on purpose: not a hang
                 self.activity[sim.sim_id] = time.perf_counter()
             return False
@@ -294,13 +320,21 @@ class OnlineStudy:
         late = sim.status != "running"
         inputs = self.encoding.inputs(sim.params, chunk.times)  # one call per chunk, not per step
         targets = self.encoding.targets(chunk.fields)
-        for step, x, y in zip(chunk.steps, inputs, targets, strict=True):
+        for step, x, y, field in zip(chunk.steps, inputs, targets, chunk.fields, strict=True):
             if not self.ledger.receive(sim, int(step), self.trainer.batches, seconds):
                 continue
             if late:  # the last chunks of a simulation given up on
                 self.ledger.discarded["study ended" if sim.status == "cancelled" else f"{sim.status} simulation"] += 1
                 continue
             self.pending.append(Sample(sim.sim_id, int(step), x, y))
+            if self.sensitivity is not None:
+                self.sensitivity.add(sim.sim_id, int(step), field)
+
+    def _rate_limited(self) -> bool:
+        if self.batches_per_simulation is None or not self.buffer.ready():
+            return False
+        received = self.ledger.produced / self.simulator.steps
+        return self.trainer.batches < self.batches_per_simulation * received
 
     def _fill_buffer(self) -> None:
         accepted = 0
@@ -353,6 +387,9 @@ class OnlineStudy:
             self.ledger.end(sim, "cancelled")
         for chunk in _gather(client, queue.get(batch=True)):
             self._accept(chunk)
+        for sim in self.ledger.simulations.values():
+            if sim.status == "cancelled" and self.sensitivity is not None:
+                self.sensitivity.discard(sim.sim_id)
         self.ledger.discarded["study ended"] += len(self.pending) + self.buffer.metrics()["held_unseen"]
         self.pending.clear()
 
@@ -367,6 +404,7 @@ class OnlineStudy:
             "checks": self.checks,
             "pending": self.pending,
             "next_id": self.next_id,
+            "sensitivity": None if self.sensitivity is None else self.sensitivity.state_dict(),
         }
 
     def _fingerprint(self) -> dict:
@@ -379,6 +417,9 @@ class OnlineStudy:
             "n_simulations": self.n_simulations,
             "batch_size": self.batch_size,
             "seed": self.seed,
+            "sensitivity": None
+            if self.sensitivity is None
+            else (list(self.sensitivity.steps), *self.sensitivity.quantities),
         }
 
     def _maybe_checkpoint(self) -> None:
@@ -405,6 +446,8 @@ class OnlineStudy:
         self.sampler.load_state_dict(state["sampler"])
         self.ledger, self.metrics, self.checks = state["ledger"], state["metrics"], state["checks"]
         self.pending, self.next_id = state["pending"], state["next_id"]
+        if self.sensitivity is not None:
+            self.sensitivity.load_state_dict(state["sensitivity"])
         for sim in self._running():
             sim.reasons.append("resumed from checkpoint")
         log.info("resumed %s at batch %d", self.checkpoint, self.trainer.batches)
@@ -420,6 +463,8 @@ class OnlineStudy:
             self.trainer,
             self.space,
             config,
+            self.sensitivity,
+            self.simulator,
         )
 
 
@@ -478,3 +523,24 @@ def _sampler(sampler, space, seed):
             f"load_state_dict (kit.sampling.Sampler); got {sampler!r}"
         )
     return sampler
+
+
+def _sensitivity(sensitivity, sampler, shape):
+    """Check that a ``FieldSobol`` matches the sampler (pick-freeze groups) and the simulator's field."""
+    if sensitivity is None:
+        return None
+    from kit.sampling import PickFreezeSampler
+    from kit.sensitivity import FieldSobol
+
+    if not isinstance(sensitivity, FieldSobol):
+        raise TypeError(f"sensitivity must be a kit.sensitivity.FieldSobol or None, got {sensitivity!r}")
+    if not isinstance(sampler, PickFreezeSampler):
+        raise ValueError(
+            f"sensitivity needs pick-freeze simulations: pass sampler='pick_freeze', not {type(sampler).__name__}"
+        )
+    if sensitivity.n_params != sampler.space.dim or sensitivity.shape != tuple(shape):
+        raise ValueError(
+            f"sensitivity is for {sensitivity.n_params} parameters and fields {sensitivity.shape}; this study has "
+            f"{sampler.space.dim} parameters and fields {tuple(shape)}"
+        )
+    return sensitivity

@@ -25,13 +25,21 @@ class ValidationSet:
         The points and each simulation's seed (``simulation_seed(seed, i)``) derive from ``seed``.
         """
         params = sobol(simulator.space, n, seed=seed)
+        return cls.at(simulator, params, [simulation_seed(seed, i) for i in range(n)], client=client)
+
+    @classmethod
+    def at(cls, simulator, params, seeds, *, client=None) -> ValidationSet:
+        """Run the simulations of points ``params`` ``(m, d)`` with ``seeds`` (one each), on ``client`` if given."""
+        params = np.atleast_2d(simulator.space.validate(params))
+        if len(seeds) != len(params):
+            raise ValueError(f"seeds must hold one seed per point: {len(params)} points, {len(seeds)} seeds")
 
         def trajectory(job):
-            i, point = job
-            steps = list(simulator.run(point, seed=simulation_seed(seed, i)))
+            point, seed = job
+            steps = list(simulator.run(point, seed=seed))
             return np.array([s.time for s in steps]), np.stack([s.field for s in steps]).astype(np.float32)
 
-        jobs = list(enumerate(params))
+        jobs = [(point, int(seed)) for point, seed in zip(params, seeds, strict=True)]
         runs = client.gather(client.map(trajectory, jobs, pure=False)) if client else [trajectory(j) for j in jobs]
         return cls(params, runs[0][0], np.stack([fields for _, fields in runs]))
 

@@ -2,15 +2,19 @@
 
 from kit.plots.fields import field_snapshots
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
+from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
-from kit.plots.sensitivity import sobol_convergence
+from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
 
 __all__ = [
     "buffer_policies",
     "field_snapshots",
     "online_vs_offline",
+    "salib_benchmark",
+    "sampler_comparison",
     "save",
     "sobol_convergence",
+    "sobol_maps",
     "streaming_efficiency",
     "study_monitor",
 ]

@@ -236,7 +236,75 @@ class SobolSampler(_BaseSampler):
         self._engine_seed, self._engine = int(state["engine_seed"]), engine
 
 
-#: Sampler classes by name, each called as ``cls(space, seed=seed, **options)``.
+class PickFreezeSampler(_BaseSampler):
+    """The rows of successive pick-freeze groups, so that a study's simulations also yield Sobol' indices.
+
+    Point ``i`` is row ``i % (d + 2)`` of group ``i // (d + 2)`` (rows A, B, E_1 ... E_d); group ``g`` is
+    built from point ``g`` of one scrambled Sobol' sequence of dimension ``2 d``, continued across asks:
+    ``PickFreezeSampler(space, seed).ask(n * (d + 2))`` equals
+    ``kit.sampling.pick_freeze(space, n, seed).reshape(-1, d)``. Feed the outputs to
+    ``kit.sensitivity.FieldSobol`` (by point index) or ``IterativeSobol`` (by group).
+
+    Examples
+    --------
+    >>> space = ParameterSpace({"a": (0.0, 1.0), "b": (0.0, 1.0)})
+    >>> sampler = PickFreezeSampler(space, seed=0)
+    >>> sampler.group_size, sampler.ask(5).shape
+    (4, (5, 2))
+    """
+
+    def __init__(self, space: ParameterSpace, seed: SeedLike = None):
+        super().__init__(space)
+        self._engine_seed = _engine_seed(rng(seed))
+        self._restart(0)
+
+    @property
+    def group_size(self) -> int:
+        return self.space.dim + 2
+
+    def ask(self, n: int = 1) -> np.ndarray:
+        """The next ``n`` rows, an array ``(n, d)`` (groups continue across asks)."""
+        n = _check_n(n, minimum=0)
+        rows = [self._row(self._asked + i) for i in range(n)]
+        self._asked += n
+        return self.space.scale(np.reshape(rows, (n, self.space.dim)))
+
+    def _row(self, index: int) -> np.ndarray:
+        d = self.space.dim
+        group, row = divmod(index, self.group_size)
+        while self._engine.num_generated <= group:  # the group's point (A, B) of the 2d-dimensional sequence
+            self._current = _sobol_draw(self._engine, 1)[0]
+        a, b = self._current[:d], self._current[d:]
+        if row == 1:
+            return b
+        point = a.copy()
+        if row >= 2:
+            point[row - 2] = b[row - 2]
+        return point
+
+    def _restart(self, asked: int) -> None:
+        """A new engine positioned after ``asked`` rows."""
+        self._engine = _sobol_engine(2 * self.space.dim, self._engine_seed)
+        self._asked, self._current = asked, None
+        started = -(-asked // self.group_size)  # groups with at least one row asked
+        if asked % self.group_size:
+            if started > 1:
+                self._engine.fast_forward(started - 1)
+            self._current = _sobol_draw(self._engine, 1)[0]
+        elif started:
+            self._engine.fast_forward(started)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``sampler``, ``names``, ``engine_seed`` and ``asked`` (rows asked so far)."""
+        return {**self._header(), "engine_seed": self._engine_seed, "asked": self._asked}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`: rebuild the engine and fast-forward it to the current group."""
+        self._check_header(state)
+        self._engine_seed = int(state["engine_seed"])
+        self._restart(_check_n(state["asked"], name="state['asked']", minimum=0))
+
+
 class FixedSampler(_BaseSampler):
     """Given points, asked in order: a fixed design (e.g. pick-freeze groups, an offline set) as a sampler.
 
@@ -273,7 +341,13 @@ class FixedSampler(_BaseSampler):
         self._next = int(state["next"])
 
 
-SAMPLERS: dict[str, type] = {"random": RandomSampler, "lhs": LHSSampler, "sobol": SobolSampler}
+#: Sampler classes by name, each called as ``cls(space, seed=seed, **options)``.
+SAMPLERS: dict[str, type] = {
+    "random": RandomSampler,
+    "lhs": LHSSampler,
+    "sobol": SobolSampler,
+    "pick_freeze": PickFreezeSampler,
+}
 
 
 def make_sampler(name: str, space: ParameterSpace, seed: SeedLike = None, **options) -> Sampler:
