@@ -81,3 +81,8 @@ def test_only_figures_and_cli_know_papermill(path):
     if MODULES[path][0] in ("figures", "cli"):
         return
     assert not any(name.split(".")[0] == "papermill" for name in imports(path)), f"{path.name} imports papermill"
+
+
+@pytest.mark.parametrize("path", [p for p, parts in MODULES.items() if parts[0] == "memory"], ids=str)
+def test_memory_knows_nothing_of_online_or_replay(path):
+    assert not kit_parts(path) & {"online", "replay"}, f"{path.relative_to(PACKAGE)} imports {kit_parts(path)}"

@@ -1,0 +1,131 @@
+"""Run a plan as a real PyTorch training step, and measure its peak memory and time.
+
+The plan's operations (:mod:`kit.memory.schedule`) drive the stages by hand: ``Fn`` runs a stage without
+grad and keeps its output, ``Fe`` runs it with grad from a detached copy of its input, ``B`` back-propagates
+one stage from the gradient of its output (the last stage from the loss) and leaves the gradient of its
+input. Recomputations replay the random state of the stage's first forward (dropout masks agree) and
+restore the stage's buffers afterwards (BatchNorm running statistics are updated once), so gradients and
+buffers equal those of eager execution.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from kit.memory.chain import stages
+from kit.memory.measure_memory import AllocatorTrace
+from kit.memory.profile import check_device
+
+
+def mean_square(output: torch.Tensor) -> torch.Tensor:
+    """The default loss: the mean of the squared outputs."""
+    return output.float().square().mean()
+
+
+def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) -> torch.Tensor:
+    """One training step of ``model`` on ``inputs`` following ``plan``; gradients accumulate in ``.grad``.
+    Returns the loss."""
+    chain = stages(model)
+    kept: dict[int, torch.Tensor] = {}  # outputs of forwards without grad
+    graphs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # (input leaf, output) of forwards with grad
+    grads: dict[int, torch.Tensor] = {}  # gradients of stage outputs
+    states: dict[int, tuple] = {}  # random state before each stage's first forward
+    restore: dict[int, list] = {}  # buffers to put back once a recomputed stage's graph is gone
+    loss_value = None
+    last = len(chain) - 1
+
+    def input_of(j):
+        if j == 0:
+            return inputs
+        return kept[j - 1] if j - 1 in kept else graphs[j - 1][1]
+
+    def forward(j, source):
+        if j not in states:
+            states[j] = _random_state(source.device)
+            return chain[j](source)
+        restore[j] = [b.detach().clone() for b in chain[j].buffers()]
+        with torch.random.fork_rng(devices=_cuda_devices(source.device)):
+            _set_random_state(states[j], source.device)
+            out = chain[j](source)
+        if not torch.is_grad_enabled():
+            _put_back(chain[j], restore.pop(j))
+        return out
+
+    for op, j in plan.operations:
+        if op == "Fn":
+            with torch.no_grad():
+                kept[j] = forward(j, input_of(j))
+        elif op == "Fe":
+            source = input_of(j).detach()
+            if j > 0 and source.is_floating_point():
+                source.requires_grad_(True)
+            graphs[j] = (source, forward(j, source))
+        elif op == "B":
+            source, output = graphs.pop(j)
+            if j == last:
+                loss_value = loss(output)
+                loss_value.backward()
+            else:
+                torch.autograd.backward(output, grads.pop(j))
+            if j > 0:
+                grads[j - 1] = source.grad
+            del source, output
+            if j in restore:  # autograd may have saved the buffers: put them back only now
+                _put_back(chain[j], restore.pop(j))
+        elif op == "free":
+            del kept[j]
+    return loss_value.detach()
+
+
+def measure(model: torch.nn.Module, plan, inputs: torch.Tensor, *, loss=mean_square, repeats: int = 3) -> dict:
+    """Measured ``peak`` (bytes allocated during a step beyond the inputs and parameters; the parameter
+    gradients, set to None before each step, are allocated by it) and ``time`` (median seconds of ``repeats``
+    steps after a warm-up) of ``plan`` on ``inputs``, beside the plan's predictions."""
+    device = check_device(next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu")
+    inputs = inputs.to(device)
+    run(model, plan, inputs, loss)  # warm-up
+    model.zero_grad(set_to_none=True)
+    with AllocatorTrace(device) as trace:
+        run(model, plan, inputs, loss)
+    times = []
+    for _ in range(repeats):
+        model.zero_grad(set_to_none=True)
+        start = _now(device)
+        run(model, plan, inputs, loss)
+        times.append(_now(device) - start)
+    return {
+        "peak": int(trace.peak),
+        "time": float(np.median(times)),
+        "predicted_peak": int(plan.predicted_peak),
+        "predicted_time": float(plan.predicted_time),
+    }
+
+
+def _put_back(stage: torch.nn.Module, saved: list) -> None:
+    """A recomputation must not update running statistics (BatchNorm) a second time."""
+    with torch.no_grad():
+        for buffer, value in zip(stage.buffers(), saved, strict=True):
+            buffer.copy_(value)
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _cuda_devices(device: torch.device) -> list:
+    return [device] if device.type == "cuda" else []
+
+
+def _random_state(device: torch.device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_random_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[1], device)

@@ -1,0 +1,170 @@
+"""Plans for training a chain under a byte budget: store all, recompute all, uniform segments, optimal.
+
+``optimal`` is rotor's dynamic program for heterogeneous chains (Beaumont, Eyraud-Dubois, Herrmann, Joly,
+Shilova, "Optimal checkpointing for heterogeneous chains", arXiv 1911.13214): the least time ``T*(M)`` over
+every schedule of :mod:`kit.memory.schedule` whose peak fits ``M``. Memory is counted in ``slots`` equal
+slots of the budget, sizes rounded up, so a plan never exceeds its budget; the plan's predicted peak and
+time are then those of its schedule replayed in bytes (:func:`kit.memory.schedule.simulate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kit.memory.schedule import Checkpoint, Costs, Keep, operations, segments, simulate, store_all, uniform_bounds
+
+#: Strategies understood by :func:`plan`.
+STRATEGIES = ("optimal", "uniform", "store_all", "recompute_all")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A schedule with its predicted peak (bytes, beyond input and parameters) and time (seconds)."""
+
+    strategy: str
+    budget: int | None
+    schedule: Keep | Checkpoint
+    predicted_peak: int
+    predicted_time: float
+
+    @property
+    def operations(self) -> list[tuple[str, int]]:
+        return operations(self.schedule)
+
+
+def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots: int = 500) -> Plan:
+    """The ``strategy``'s plan for the chain ``profile`` describes (``kit.memory.profile``, or ``Costs``).
+
+    ``store_all`` keeps every graph; ``recompute_all`` keeps every stage's input and recomputes each stage
+    once; ``uniform`` is ``checkpoint_sequential`` with the number of equal segments that is fastest within
+    the budget; ``optimal`` is the dynamic program. A budget below what the strategy can reach is an error
+    stating the least budget it needs.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget <= 0):
+        raise ValueError(f"budget must be None or a number of bytes > 0, got {budget!r}")
+    costs = profile if isinstance(profile, Costs) else Costs.from_profile(profile)
+    last = costs.length - 1
+    if strategy == "optimal":
+        return _optimal(costs, budget, slots)
+    candidates = {
+        "store_all": [store_all(0, last)],
+        "recompute_all": [segments(0, last, list(range(1, costs.length)))],
+        "uniform": [segments(0, last, uniform_bounds(costs.length, k)) for k in range(1, costs.length + 1)],
+    }[strategy]
+    scored = [(simulate(costs, operations(tree)), tree) for tree in candidates]
+    fitting = [(time, peak, tree) for (peak, time), tree in scored if budget is None or peak <= budget]
+    if not fitting:
+        least = min(peak for (peak, _), _ in scored)
+        raise ValueError(f"budget {budget} bytes is below what {strategy!r} needs: at least {least} bytes")
+    time, peak, tree = min(fitting, key=lambda item: (item[0], item[1]))
+    return Plan(strategy, budget, tree, peak, time)
+
+
+def _optimal(costs: Costs, budget: int | None, slots: int) -> Plan:
+    ceiling, _ = simulate(costs, operations(store_all(0, costs.length - 1)))
+    budget_bytes = ceiling if budget is None else int(budget)
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+        raise ValueError(f"slots must be an int >= 1, got {slots!r}")
+    slot = max(1, -(-budget_bytes // slots))  # bytes per slot, sizes rounded up: plans never exceed the budget
+    table, choice = _program(costs, budget_bytes // slot, slot)
+    last = costs.length - 1
+    m = budget_bytes // slot
+    if not np.isfinite(table[0, last][m]):
+        raise ValueError(
+            f"budget {budget_bytes} bytes is below what any schedule needs: the least-memory schedule found "
+            f"peaks at {least_peak(costs, slots)} bytes"
+        )
+    tree = _rebuild(choice, 0, last, m, costs, slot)
+    peak, time = simulate(costs, operations(tree))
+    return Plan("optimal", budget, tree, peak, time)
+
+
+def least_peak(costs: Costs, slots: int = 500) -> int:
+    """The peak of the least-memory schedule the program finds (slots of 1/``slots`` of store-all's peak)."""
+    ceiling, _ = simulate(costs, operations(store_all(0, costs.length - 1)))
+    slot = max(1, -(-ceiling // slots))
+    # Rounding sizes up to slots can push store-all past ceiling // slot: leave room for it.
+    table, choice = _program(costs, ceiling // slot + 8 * costs.length, slot)
+    last = costs.length - 1
+    m = int(np.flatnonzero(np.isfinite(table[0, last]))[0])
+    return simulate(costs, operations(_rebuild(choice, 0, last, m, costs, slot)))[0]
+
+
+def _sizes(costs: Costs, slot: int) -> dict[str, np.ndarray]:
+    def up(values):
+        return -(-np.asarray(values, dtype=np.int64) // slot)
+
+    grad_in = [costs.grad_in(s) for s in range(costs.length)]
+    grad = [costs.grads(s, s) for s in range(costs.length)]
+    return {
+        "grad": up(grad),
+        "x": up(costs.x),
+        "xbar": up(costs.xbar),
+        "fwd_tmp": up(costs.fwd_tmp),
+        "bwd_tmp": up(costs.bwd_tmp),
+        "grad_in": up(grad_in),
+    }
+
+
+def _program(costs: Costs, m_max: int, slot: int):
+    """``table[s, t][m]``: least time of a schedule of stages ``s..t`` within ``m`` slots (inf if none);
+    ``choice[s, t][m]``: -1 none, 0 keep, ``k > s`` checkpoint at ``split = k``."""
+    n, size = costs.length, _sizes(costs, slot)
+    x, xbar, ftmp, btmp, grad_in = size["x"], size["xbar"], size["fwd_tmp"], size["bwd_tmp"], size["grad_in"]
+    grad = size["grad"]
+    grads = np.concatenate([[0], np.cumsum(grad)])  # grads[b] - grads[a]: parameter gradients of stages a..b-1
+    uf, ub = np.asarray(costs.uf, dtype=float), np.asarray(costs.ub, dtype=float)
+    memory = np.arange(m_max + 1)
+    table = np.empty((n, n), dtype=object)
+    choice = np.empty((n, n), dtype=object)
+    for length in range(1, n + 1):
+        for s in range(0, n - length + 1):
+            t = s + length - 1
+            best = np.full(m_max + 1, np.inf)
+            pick = np.full(m_max + 1, -1)
+            # Keep: forward s with grad, the rest within what is left, backward s.
+            forward_peak = x[t] + xbar[s] + ftmp[s]
+            # The backward of s runs with the parameter gradients of s + 1..t already allocated.
+            backward_peak = (grads[t + 1] - grads[s + 1]) + grad_in[s] + grad[s] + btmp[s]
+            if s == t:
+                need = max(forward_peak, x[t] + xbar[s] + backward_peak)
+                keep = np.where(memory >= need, uf[s] + ub[s], np.inf)
+            else:
+                need = max(forward_peak, xbar[s] + x[s] + backward_peak)
+                keep = np.full(m_max + 1, np.inf)
+                inside = memory >= max(need, xbar[s])
+                keep[inside] = uf[s] + ub[s] + table[s + 1, t][memory[inside] - xbar[s]]
+            better = keep < best
+            best[better], pick[better] = keep[better], 0
+            # Checkpoint at split: a sweep without grad keeps a[split - 1], then right, then left.
+            sweep_time, sweep_peak = 0.0, 0
+            for split in range(s + 1, t + 1):
+                j = split - 1
+                sweep_time += uf[j]
+                sweep_peak = max(sweep_peak, x[t] + (x[j - 1] if j > s else 0) + x[j] + ftmp[j])
+                held = grads[t + 1] - grads[split]  # parameter gradients of split..t, held while left runs
+                inside = memory >= max(sweep_peak, x[j], held)
+                candidate = np.full(m_max + 1, np.inf)
+                right = table[split, t][memory[inside] - x[j]]
+                candidate[inside] = sweep_time + right + table[s, j][memory[inside] - held]
+                better = candidate < best
+                best[better], pick[better] = candidate[better], split
+            table[s, t], choice[s, t] = best, pick
+    return table, choice
+
+
+def _rebuild(choice, s: int, t: int, m: int, costs: Costs, slot: int):
+    """The schedule tree the program chose for stages ``s..t`` within ``m`` slots."""
+    size = _sizes(costs, slot)
+    pick = int(choice[s, t][m])
+    if pick == 0:
+        rest = _rebuild(choice, s + 1, t, m - int(size["xbar"][s]), costs, slot) if s < t else None
+        return Keep(s, rest)
+    j = pick - 1
+    right = _rebuild(choice, pick, t, m - int(size["x"][j]), costs, slot)
+    held = int(size["grad"][pick : t + 1].sum())
+    return Checkpoint(s, pick, right, _rebuild(choice, s, j, m - held, costs, slot))

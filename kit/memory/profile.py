@@ -1,0 +1,150 @@
+"""Per-stage profile of a chain model: times, activation sizes and transient memory, for the planners.
+
+For stage ``i`` fed the output of stage ``i - 1`` (rotor's notation, Beaumont et al. 2019): forward time
+``uf`` and backward time ``ub`` (median of repeats, with the interquartile range), output size ``x``, memory
+kept for the backward after a forward with grad ``xbar`` (the allocator's net growth: output and what
+autograd saved), transient peaks of the forward ``fwd_tmp`` (above ``xbar``) and of the backward ``bwd_tmp``
+(above what the backward held when it began, the parameter and input gradients it allocates excluded).
+Memory comes from the allocator (``AllocatorTrace``: the torch profiler's events on CPU, the caching
+allocator's counters on CUDA); the saved activations are cross-checked with
+``torch.autograd.graph.saved_tensors_hooks``, deduplicated by storage.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import xarray as xr
+
+from kit.memory.chain import stages
+from kit.memory.measure_memory import AllocatorTrace
+
+
+def check_device(device) -> torch.device:
+    """``device`` as a ``torch.device``; an absent CUDA device is an error saying what is present."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} is absent: torch sees no CUDA device here; use device='cpu'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} is absent: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:n]', got {str(device)!r}")
+    return device
+
+
+def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *, repeats: int = 5) -> xr.Dataset:
+    """Profile each stage of ``model`` (an ``nn.Sequential``) on ``sample_input``; a Dataset with dim ``stage``.
+
+    Variables (bytes and seconds): ``uf``, ``ub`` and their ``*_iqr``; ``x`` (output), ``xbar`` (kept for
+    the backward), ``fwd_tmp``, ``bwd_tmp``; ``saved_hooks`` (distinct storages autograd saved beyond the
+    parameters and the stage's input, output included) to cross-check ``xbar``; ``saves_input`` (1 when the
+    backward needs the stage's input); ``grad_bytes`` (parameter gradients, allocated once). The
+    input's size is ``attrs["input_bytes"]``.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    device = check_device(device)
+    chain = stages(model)
+    model.to(device)
+    activation = sample_input.to(device)
+    rows = []
+    for index, stage in enumerate(chain):
+        rows.append(_profile_stage(stage, activation, device, repeats, needs_input_grad=index > 0))
+        with torch.no_grad():
+            activation = stage(activation)
+    data = xr.Dataset(
+        {key: ("stage", [row[key] for row in rows]) for key in rows[0]},
+        coords={"stage": np.arange(len(chain)), "module": ("stage", [type(s).__name__ for s in chain])},
+    )
+    for key in ("uf", "ub", "uf_iqr", "ub_iqr"):
+        data[key].attrs["units"] = "s"
+    for key in ("x", "xbar", "fwd_tmp", "bwd_tmp", "saved_hooks", "grad_bytes"):
+        data[key].attrs["units"] = "bytes"
+    data.attrs.update(
+        device=_device_name(device),
+        input_bytes=_nbytes(sample_input),
+        repeats=repeats,
+        memory_source="torch profiler allocator events" if device.type == "cpu" else "CUDA allocator counters",
+    )
+    return data
+
+
+def _profile_stage(stage, activation, device, repeats: int, *, needs_input_grad: bool) -> dict:
+    for parameter in stage.parameters():
+        parameter.grad = None
+    grad_bytes = sum(_nbytes(p) for p in stage.parameters() if p.requires_grad)
+    excluded = {p.untyped_storage().data_ptr() for p in stage.parameters()}
+    forward, backward = [], []
+    for attempt in range(repeats + 1):  # the first run warms up and is measured for memory
+        inputs = activation.detach().requires_grad_(needs_input_grad and activation.is_floating_point())
+        saved = {}
+        with AllocatorTrace(device) as fwd, torch.autograd.graph.saved_tensors_hooks(_packer(saved), _unpack):
+            start = _now(device)
+            output = stage(inputs)
+            forward.append(_now(device) - start)
+        grad = torch.ones_like(output)
+        has_graph = output.requires_grad
+        with AllocatorTrace(device) as bwd:
+            start = _now(device)
+            if has_graph:
+                torch.autograd.backward(output, grad)
+            backward.append(_now(device) - start)
+        if attempt == 0:
+            input_storage = inputs.untyped_storage().data_ptr()
+            memory = {"fwd": fwd, "bwd": bwd, "saved": saved, "output": output}
+        for parameter in stage.parameters():
+            parameter.grad = None
+        del output, grad, inputs
+    saves_input = input_storage in memory["saved"]
+    storages = {ptr: size for ptr, size in memory["saved"].items() if ptr not in excluded | {input_storage}}
+    storages[memory["output"].untyped_storage().data_ptr()] = _nbytes(memory["output"])
+    uf, ub = np.array(forward[1:]), np.array(backward[1:])
+    # The backward allocates the parameter gradients and the input gradient beside its transient buffers.
+    xbar = memory["fwd"].net
+    input_grad = _nbytes(activation) if needs_input_grad and activation.is_floating_point() else 0
+    return {
+        "uf": float(np.median(uf)),
+        "ub": float(np.median(ub)),
+        "uf_iqr": float(np.subtract(*np.percentile(uf, [75, 25]))),
+        "ub_iqr": float(np.subtract(*np.percentile(ub, [75, 25]))),
+        "x": _nbytes(memory["output"]),
+        "xbar": int(xbar),
+        "fwd_tmp": int(max(memory["fwd"].peak - xbar, 0)),
+        "bwd_tmp": int(max(memory["bwd"].peak - grad_bytes - input_grad, 0)),
+        "saved_hooks": int(sum(storages.values())),
+        "grad_bytes": int(grad_bytes),
+        "saves_input": int(saves_input),
+    }
+
+
+def _packer(saved: dict):
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    return pack
+
+
+def _unpack(tensor):
+    return tensor
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return int(tensor.untyped_storage().nbytes())
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()})"

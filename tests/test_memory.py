@@ -1,0 +1,182 @@
+"""Pillar 3 so far: chains, allocator traces, per-stage profiles and plans (the program against every schedule)."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kit.memory import plan, profile, stages
+from kit.memory.measure_memory import AllocatorTrace
+from kit.memory.plan import least_peak
+from kit.memory.schedule import Checkpoint, Costs, Keep, operations, segments, simulate, store_all, uniform_bounds
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(32, 256), nn.ReLU(), nn.Sequential(nn.Linear(256, 256), nn.Tanh()), nn.Linear(256, 4)
+    )
+
+
+def test_nested_sequentials_are_flattened_and_other_models_refused():
+    assert [type(s).__name__ for s in stages(mlp())] == ["Linear", "ReLU", "Linear", "Tanh", "Linear"]
+    with pytest.raises(TypeError, match="kit.memory plans chains: pass an nn.Sequential .* got Linear"):
+        stages(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="empty nn.Sequential"):
+        stages(nn.Sequential())
+
+
+def test_allocator_trace_counts_tensor_bytes_exactly():
+    with AllocatorTrace("cpu") as trace:
+        kept = torch.empty(1000, dtype=torch.float32)
+        dropped = torch.empty(2000, dtype=torch.float32)
+        del dropped
+        small = torch.empty(500, dtype=torch.float64)
+    assert (trace.peak, trace.net) == (4000 + 8000, 4000 + 4000)
+    del kept, small
+
+
+def test_profile_measures_sizes_and_saved_activations():
+    data = profile(mlp(), torch.randn(16, 32), repeats=2)
+    assert list(data.module.values) == ["Linear", "ReLU", "Linear", "Tanh", "Linear"]
+    np.testing.assert_array_equal(data.x, [16 * 256 * 4] * 4 + [16 * 4 * 4])
+    # What the allocator keeps after a forward with grad is what autograd saved, output included.
+    np.testing.assert_array_equal(data.xbar, data.saved_hooks)
+    np.testing.assert_array_equal(data.saves_input, [1, 0, 1, 0, 1])  # Linear saves its input, ReLU its output
+    np.testing.assert_array_equal(
+        data.grad_bytes, [(32 * 256 + 256) * 4, 0, (256 * 256 + 256) * 4, 0, (256 * 4 + 4) * 4]
+    )
+    assert (data.uf > 0).all() and (data.ub > 0).all() and (data.bwd_tmp >= 0).all()
+    assert data.attrs["input_bytes"] == 16 * 32 * 4 and data.uf.attrs["units"] == "s"
+
+
+def test_an_absent_device_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="device 'cuda' is absent: torch sees no CUDA device"):
+        profile(mlp(), torch.randn(2, 32), device="cuda")
+
+
+def random_costs(rng, length):
+    x = rng.integers(1, 6, length)
+    return Costs(
+        uf=rng.uniform(1, 3, length),
+        ub=rng.uniform(1, 4, length),
+        x=x,
+        xbar=x + rng.integers(0, 6, length),
+        fwd_tmp=rng.integers(0, 4, length),
+        bwd_tmp=rng.integers(0, 4, length),
+        grad=rng.integers(0, 4, length),
+    )
+
+
+def every_schedule(s, t):
+    for rest in list(every_schedule(s + 1, t)) if s < t else [None]:
+        yield Keep(s, rest)
+    for split in range(s + 1, t + 1):
+        for right in every_schedule(split, t):
+            for left in every_schedule(s, split - 1):
+                yield Checkpoint(s, split, right, left)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5])
+def test_the_program_finds_the_fastest_schedule_at_every_budget(length):
+    rng = np.random.default_rng(length)
+    for _ in range(6 if length < 5 else 2):
+        costs = random_costs(rng, length)
+        scored = [simulate(costs, operations(tree)) for tree in every_schedule(0, length - 1)]
+        peaks = sorted({peak for peak, _ in scored})
+        assert least_peak(costs, slots=peaks[-1]) == peaks[0]
+        for budget in range(peaks[0], peaks[-1] + 1):
+            best = min(time for peak, time in scored if peak <= budget)
+            chosen = plan(costs, budget, slots=budget)  # one byte a slot: the program is exact
+            assert chosen.predicted_time == pytest.approx(best) and chosen.predicted_peak <= budget
+        if peaks[0] > 1:
+            with pytest.raises(ValueError, match=r"below what any schedule needs: .* peaks at \d+ bytes"):
+                plan(costs, peaks[0] - 1, slots=peaks[0] - 1)
+
+
+def test_baselines_cost_what_their_definitions_say():
+    costs = random_costs(np.random.default_rng(7), 6)
+    uf, ub = costs.uf, costs.ub
+    assert plan(costs, strategy="store_all").predicted_time == pytest.approx(uf.sum() + ub.sum())
+    # Every stage's input kept, each stage but the last recomputed once.
+    assert plan(costs, strategy="recompute_all").predicted_time == pytest.approx(2 * uf.sum() - uf[-1] + ub.sum())
+    assert uniform_bounds(6, 3) == [2, 4] and uniform_bounds(7, 2) == [3]
+    tree = segments(0, 5, [2, 4])
+    assert simulate(costs, operations(tree))[1] == pytest.approx(uf.sum() + uf[:4].sum() + ub.sum())
+    full = plan(costs, strategy="store_all")
+    assert plan(costs, strategy="optimal").predicted_time == pytest.approx(full.predicted_time)
+    for budget in np.linspace(1.1 * least_peak(costs), full.predicted_peak, 8).astype(int):
+        uniform = (
+            plan(costs, int(budget), "uniform")
+            if budget >= plan(costs, strategy="recompute_all").predicted_peak
+            else None
+        )
+        optimal = plan(costs, int(budget), "optimal")
+        assert optimal.predicted_peak <= budget
+        if uniform is not None:
+            assert optimal.predicted_time <= uniform.predicted_time + 1e-9
+
+
+def test_schedules_that_break_the_memory_model_are_refused():
+    costs = random_costs(np.random.default_rng(0), 3)
+    with pytest.raises(ValueError, match="B 1 needs abar"):
+        simulate(costs, [("Fe", 0), ("B", 1)])
+    with pytest.raises(ValueError, match="leaves"):
+        simulate(costs, operations(store_all(0, 2))[:-1])
+
+
+def test_bad_plan_requests_name_the_culprit():
+    costs = random_costs(np.random.default_rng(0), 3)
+    with pytest.raises(ValueError, match="unknown strategy 'fast'"):
+        plan(costs, 10, "fast")
+    with pytest.raises(ValueError, match="budget must be None or a number of bytes > 0"):
+        plan(costs, -5)
+    with pytest.raises(ValueError, match="budget 1 bytes is below what 'store_all' needs: at least"):
+        plan(costs, 1, "store_all")
+
+
+def dropout_bn_chain():
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Linear(16, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(64, 64), nn.Tanh(), nn.Dropout(0.5), nn.Linear(64, 8),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("strategy", ["store_all", "recompute_all", "uniform", "optimal"])
+def test_any_plan_gives_the_eager_gradients_and_batchnorm_statistics(strategy):
+    import copy
+
+    from kit.memory.execute import mean_square, run
+
+    model, inputs = dropout_bn_chain(), torch.randn(32, 16)
+    eager, planned = copy.deepcopy(model), copy.deepcopy(model)
+    costs = profile(copy.deepcopy(model), inputs, repeats=1)
+    full = plan(costs, strategy="store_all").predicted_peak
+    tight = int(1.05 * least_peak(Costs.from_profile(costs)))
+    chosen = plan(costs, strategy=strategy) if strategy != "optimal" else plan(costs, tight, "optimal")
+    assert chosen.predicted_peak <= full
+    if strategy == "optimal":
+        assert any(op == "Fn" for op, _ in chosen.operations)  # the budget forces recomputation
+    torch.manual_seed(11)
+    expected = mean_square(eager(inputs))
+    expected.backward()
+    torch.manual_seed(11)
+    loss = run(planned, chosen, inputs)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+    for a, b in zip(eager.buffers(), planned.buffers(), strict=True):
+        torch.testing.assert_close(b, a)  # running statistics updated once, not once per recomputation
+    assert torch.get_rng_state().equal(_state_after(11, eager, inputs))
+
+
+def _state_after(seed, model, inputs):
+    """The global random state after one eager forward from ``seed`` (a plan must leave the same)."""
+    import copy
+
+    torch.manual_seed(seed)
+    copy.deepcopy(model)(inputs)
+    return torch.get_rng_state()
