@@ -11,6 +11,7 @@ buffers equal those of eager execution.
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
     kept: dict[int, torch.Tensor] = {}  # outputs of forwards without grad
     graphs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # (input leaf, output) of forwards with grad
     grads: dict[int, torch.Tensor] = {}  # gradients of stage outputs
-    states: dict[int, tuple] = {}  # random state before each stage's first forward
+    states: dict[int, tuple] = {}  # random state before the first forward of each recomputed stage
+    runs = Counter(j for op, j in plan.operations if op in ("Fn", "Fe"))
     restore: dict[int, list] = {}  # buffers to put back once a recomputed stage's graph is gone
     loss_value = None
     last = len(chain) - 1
@@ -44,7 +46,8 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
 
     def forward(j, source):
         if j not in states:
-            states[j] = _random_state(source.device)
+            if runs[j] > 1:
+                states[j] = _random_state(source.device)
             return chain[j](source)
         restore[j] = [b.detach().clone() for b in chain[j].buffers()]
         with torch.random.fork_rng(devices=_cuda_devices(source.device)):
@@ -68,6 +71,7 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
             if j == last:
                 loss_value = loss(output)
                 loss_value.backward()
+                loss_value = loss_value.detach()  # drop the graph: it would keep stage inputs and gradients
             else:
                 torch.autograd.backward(output, grads.pop(j))
             if j > 0:
@@ -77,7 +81,7 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
                 _put_back(chain[j], restore.pop(j))
         elif op == "free":
             del kept[j]
-    return loss_value.detach()
+    return loss_value
 
 
 def measure(model: torch.nn.Module, plan, inputs: torch.Tensor, *, loss=mean_square, repeats: int = 3) -> dict:

@@ -76,31 +76,37 @@ def _profile_stage(stage, activation, device, repeats: int, *, needs_input_grad:
         parameter.grad = None
     grad_bytes = sum(_nbytes(p) for p in stage.parameters() if p.requires_grad)
     excluded = {p.untyped_storage().data_ptr() for p in stage.parameters()}
+    # One run under the allocator trace and the saved-tensor hooks (memory), then untraced timed runs.
+    inputs = activation.detach().requires_grad_(needs_input_grad and activation.is_floating_point())
+    input_storage, saved = inputs.untyped_storage().data_ptr(), {}
+    with AllocatorTrace(device) as fwd, torch.autograd.graph.saved_tensors_hooks(_packer(saved), _unpack):
+        output = stage(inputs)
+    grad = torch.ones_like(output)
+    with AllocatorTrace(device) as bwd:
+        if output.requires_grad:
+            torch.autograd.backward(output, grad)
+    memory = {"fwd": fwd, "bwd": bwd, "saved": saved, "output": output}
+    del grad, inputs
     forward, backward = [], []
-    for attempt in range(repeats + 1):  # the first run warms up and is measured for memory
-        inputs = activation.detach().requires_grad_(needs_input_grad and activation.is_floating_point())
-        saved = {}
-        with AllocatorTrace(device) as fwd, torch.autograd.graph.saved_tensors_hooks(_packer(saved), _unpack):
-            start = _now(device)
-            output = stage(inputs)
-            forward.append(_now(device) - start)
-        grad = torch.ones_like(output)
-        has_graph = output.requires_grad
-        with AllocatorTrace(device) as bwd:
-            start = _now(device)
-            if has_graph:
-                torch.autograd.backward(output, grad)
-            backward.append(_now(device) - start)
-        if attempt == 0:
-            input_storage = inputs.untyped_storage().data_ptr()
-            memory = {"fwd": fwd, "bwd": bwd, "saved": saved, "output": output}
+    for _ in range(repeats):
         for parameter in stage.parameters():
             parameter.grad = None
+        inputs = activation.detach().requires_grad_(needs_input_grad and activation.is_floating_point())
+        start = _now(device)
+        output = stage(inputs)
+        forward.append(_now(device) - start)
+        grad = torch.ones_like(output)
+        start = _now(device)
+        if output.requires_grad:
+            torch.autograd.backward(output, grad)
+        backward.append(_now(device) - start)
         del output, grad, inputs
+    for parameter in stage.parameters():
+        parameter.grad = None
     saves_input = input_storage in memory["saved"]
     storages = {ptr: size for ptr, size in memory["saved"].items() if ptr not in excluded | {input_storage}}
     storages[memory["output"].untyped_storage().data_ptr()] = _nbytes(memory["output"])
-    uf, ub = np.array(forward[1:]), np.array(backward[1:])
+    uf, ub = np.array(forward), np.array(backward)
     # The backward allocates the parameter gradients and the input gradient beside its transient buffers.
     xbar = memory["fwd"].net
     input_grad = _nbytes(activation) if needs_input_grad and activation.is_floating_point() else 0
