@@ -43,3 +43,20 @@ def test_sobol_map_explorer_shows_the_chosen_parameter_and_step():
     np.testing.assert_array_equal(explorer.frame.ST, data.ST.sel(parameter="b", step=1))
     with pytest.raises(ValueError, match=r"missing \['ST'\]"):
         SobolMapExplorer(data[["S1"]])
+
+
+def test_plan_explorer_replans_when_the_budget_moves():
+    import torch
+    from torch import nn
+
+    from kit.memory import profile
+    from kit.widgets import PlanExplorer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(64, 64), nn.Tanh()) for _ in range(6)])
+    explorer = PlanExplorer(profile(model, torch.randn(256, 64), repeats=1), points=6)
+    fast = explorer.current["optimal"]
+    assert fast.predicted_peak <= explorer.budget.value == explorer.full
+    explorer.budget.value = explorer.budget.min
+    tight = explorer.current["optimal"]
+    assert tight.predicted_peak <= explorer.budget.value and tight.predicted_time > fast.predicted_time

@@ -1,12 +1,27 @@
-"""Memory for training chains (pillar 3): profile each stage, plan re-materialisation under a byte budget.
+"""Memory for training chains (pillar 3): profile each stage, plan re-materialisation under a byte budget,
+run the plan as a training step and measure it.
 
 :func:`profile` measures a chain model (``nn.Sequential``) stage by stage on CPU or CUDA; :func:`plan` builds
 ``store_all``, ``recompute_all``, ``uniform`` (``checkpoint_sequential``) or ``optimal`` (rotor's dynamic
-program) schedules and predicts their peak and time. Knows nothing of ``kit.online`` or ``kit.replay``.
+program) schedules and predicts their peak and time; :func:`measure` runs one and reports both. Knows nothing
+of ``kit.online`` or ``kit.replay``. Planning needs numpy only; the names that need torch load it on first use.
 """
 
-from kit.memory.chain import stages
-from kit.memory.plan import STRATEGIES, Plan, plan
-from kit.memory.profile import profile
+from importlib import import_module
 
-__all__ = ["STRATEGIES", "Plan", "plan", "profile", "stages"]
+from kit.memory.plan import STRATEGIES, Plan, plan
+
+_LAZY = {
+    "profile": "kit.memory.profiling",
+    "measure": "kit.memory.execute",
+    "run": "kit.memory.execute",
+    "stages": "kit.memory.chain",
+}
+
+__all__ = ["STRATEGIES", "Plan", "plan", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kit.memory' has no attribute {name!r}")

@@ -18,7 +18,7 @@ import torch
 
 from kit.memory.chain import stages
 from kit.memory.measure_memory import AllocatorTrace
-from kit.memory.profile import check_device
+from kit.memory.profiling import check_device
 
 
 def mean_square(output: torch.Tensor) -> torch.Tensor:
@@ -126,10 +126,12 @@ def _cuda_devices(device: torch.device) -> list:
 
 
 def _random_state(device: torch.device) -> tuple:
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    """The generators' states as host bytes, outside the tensor allocator the plan's budget counts."""
+    cpu = torch.get_rng_state().numpy().tobytes()
+    return cpu, torch.cuda.get_rng_state(device).numpy().tobytes() if device.type == "cuda" else None
 
 
 def _set_random_state(state: tuple, device: torch.device) -> None:
-    torch.set_rng_state(state[0])
+    torch.set_rng_state(torch.frombuffer(bytearray(state[0]), dtype=torch.uint8))
     if device.type == "cuda":
-        torch.cuda.set_rng_state(state[1], device)
+        torch.cuda.set_rng_state(torch.frombuffer(bytearray(state[1]), dtype=torch.uint8), device)

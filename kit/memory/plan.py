@@ -3,8 +3,9 @@
 ``optimal`` is rotor's dynamic program for heterogeneous chains (Beaumont, Eyraud-Dubois, Herrmann, Joly,
 Shilova, "Optimal checkpointing for heterogeneous chains", arXiv 1911.13214): the least time ``T*(M)`` over
 every schedule of :mod:`kit.memory.schedule` whose peak fits ``M``. Memory is counted in ``slots`` equal
-slots of the budget, sizes rounded up, so a plan never exceeds its budget; the plan's predicted peak and
-time are then those of its schedule replayed in bytes (:func:`kit.memory.schedule.simulate`).
+slots of the budget, sizes rounded up, so a plan never exceeds its budget (store-all and equal segments,
+which rounding could wrongly exclude, are also checked in bytes); the plan's predicted peak and time are
+those of its schedule replayed in bytes (:func:`kit.memory.schedule.simulate`).
 """
 
 from __future__ import annotations
@@ -70,28 +71,43 @@ def _optimal(costs: Costs, budget: int | None, slots: int) -> Plan:
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
         raise ValueError(f"slots must be an int >= 1, got {slots!r}")
     slot = max(1, -(-budget_bytes // slots))  # bytes per slot, sizes rounded up: plans never exceed the budget
-    table, choice = _program(costs, budget_bytes // slot, slot)
+    m = max(budget_bytes - int(costs.loss_bytes), 0) // slot  # the loss is held for the whole step
+    table, choice = _program(costs, m, slot)
     last = costs.length - 1
-    m = budget_bytes // slot
-    if not np.isfinite(table[0, last][m]):
+    # Slot rounding can hide a schedule that fits in bytes: store-all, equal segments and the least-memory
+    # schedule are also checked exactly.
+    trees = [store_all(0, last)] + [
+        segments(0, last, uniform_bounds(costs.length, k)) for k in range(2, costs.length + 1)
+    ]
+    if np.isfinite(table[0, last][m]):
+        trees.append(_rebuild(choice, 0, last, m, costs, slot))
+    else:
+        trees.append(least_schedule(costs, slots))
+    scored = [(*simulate(costs, operations(tree)), tree) for tree in trees]
+    fitting = [item for item in scored if item[0] <= budget_bytes]
+    if not fitting:
         raise ValueError(
             f"budget {budget_bytes} bytes is below what any schedule needs: the least-memory schedule found "
             f"peaks at {least_peak(costs, slots)} bytes"
         )
-    tree = _rebuild(choice, 0, last, m, costs, slot)
-    peak, time = simulate(costs, operations(tree))
+    peak, time, tree = min(fitting, key=lambda item: (item[1], item[0]))
     return Plan("optimal", budget, tree, peak, time)
 
 
-def least_peak(costs: Costs, slots: int = 500) -> int:
-    """The peak of the least-memory schedule the program finds (slots of 1/``slots`` of store-all's peak)."""
+def least_schedule(costs: Costs, slots: int = 500):
+    """The least-memory schedule the program finds (slots of 1/``slots`` of store-all's peak)."""
     ceiling, _ = simulate(costs, operations(store_all(0, costs.length - 1)))
     slot = max(1, -(-ceiling // slots))
     # Rounding sizes up to slots can push store-all past ceiling // slot: leave room for it.
     table, choice = _program(costs, ceiling // slot + 8 * costs.length, slot)
     last = costs.length - 1
     m = int(np.flatnonzero(np.isfinite(table[0, last]))[0])
-    return simulate(costs, operations(_rebuild(choice, 0, last, m, costs, slot)))[0]
+    return _rebuild(choice, 0, last, m, costs, slot)
+
+
+def least_peak(costs: Costs, slots: int = 500) -> int:
+    """The peak of :func:`least_schedule`."""
+    return simulate(costs, operations(least_schedule(costs, slots)))[0]
 
 
 def _sizes(costs: Costs, slot: int) -> dict[str, np.ndarray]:

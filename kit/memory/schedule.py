@@ -28,8 +28,8 @@ class Costs:
 
     ``x[i]`` is the output of stage ``i``; the input of stage 0 is held throughout and not counted;
     ``grad[i]`` the bytes of stage ``i``'s parameter gradients, allocated by its backward and kept to the end
-    of the step (as after ``zero_grad(set_to_none=True)``); ``input_grad`` says whether the backward of
-    stage 0 allocates a gradient for the chain's input.
+    of the step (as after ``zero_grad(set_to_none=True)``); ``loss_bytes`` the loss value, counted for the
+    whole step; ``input_grad`` says whether the backward of stage 0 allocates a gradient for the input.
     """
 
     uf: np.ndarray
@@ -39,6 +39,7 @@ class Costs:
     fwd_tmp: np.ndarray
     bwd_tmp: np.ndarray
     grad: np.ndarray | None = None
+    loss_bytes: int = 0
     input_bytes: int = 0
     input_grad: bool = False
 
@@ -61,7 +62,8 @@ class Costs:
         """The costs of a ``kit.memory.profile`` Dataset."""
         get = {key: np.asarray(profile[key].values) for key in ("uf", "ub", "x", "xbar", "fwd_tmp", "bwd_tmp")}
         grad = np.asarray(profile["grad_bytes"].values)
-        return cls(**get, grad=grad, input_bytes=int(profile.attrs.get("input_bytes", 0)))
+        # The loss of kit.memory.execute.mean_square: one float32 scalar.
+        return cls(**get, grad=grad, loss_bytes=4, input_bytes=int(profile.attrs.get("input_bytes", 0)))
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def simulate(costs: Costs, ops: list[tuple[str, int]]) -> tuple[int, float]:
     operation runs. Violations raise ``ValueError``.
     """
     last = costs.length - 1
-    live: dict[tuple[str, int], int] = {("delta", last): int(costs.x[last])}
+    live: dict[tuple[str, int], int] = {("delta", last): int(costs.x[last]), ("loss", last): int(costs.loss_bytes)}
     peak, seconds = sum(live.values()), 0.0
 
     def has_input(j):
@@ -130,7 +132,7 @@ def simulate(costs: Costs, ops: list[tuple[str, int]]) -> tuple[int, float]:
             del live[("a", j)]
         else:
             raise ValueError(f"unknown operation {op!r}")
-    left = sorted(key for key in live if key[0] != "grad")
+    left = sorted(key for key in live if key[0] not in ("grad", "loss"))
     if left:
         raise ValueError(f"the schedule leaves {left} in memory")
     return int(peak), seconds

@@ -1,6 +1,7 @@
 """Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state)."""
 
 from kit.plots.fields import field_snapshots
+from kit.plots.memory import memory_tradeoff
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
@@ -9,6 +10,7 @@ from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
 __all__ = [
     "buffer_policies",
     "field_snapshots",
+    "memory_tradeoff",
     "online_vs_offline",
     "salib_benchmark",
     "sampler_comparison",

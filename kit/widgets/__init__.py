@@ -2,6 +2,7 @@
 
 from kit.widgets.explorer import SimulatorExplorer
 from kit.widgets.live import LiveFigure, live_study_monitor
+from kit.widgets.plan_explorer import PlanExplorer
 from kit.widgets.sobol_maps import SobolMapExplorer
 
-__all__ = ["LiveFigure", "SimulatorExplorer", "SobolMapExplorer", "live_study_monitor"]
+__all__ = ["LiveFigure", "PlanExplorer", "SimulatorExplorer", "SobolMapExplorer", "live_study_monitor"]

@@ -1,0 +1,62 @@
+"""Move a budget slider and the chain is re-planned live: optimal against uniform, predicted peak and time."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from kit.memory.plan import least_peak, plan
+from kit.memory.schedule import Costs
+
+
+class PlanExplorer:
+    """Explore the plans of a profiled chain (``kit.memory.profile``) over budgets.
+
+    ``current`` holds the plans for the slider's budget (``{"optimal": Plan, "uniform": Plan or None}``), so
+    the explorer can be driven and checked without a browser.
+    """
+
+    def __init__(self, profile, *, points: int = 24):
+        self.costs = Costs.from_profile(profile)
+        self.least = least_peak(self.costs)
+        self.full = plan(self.costs, strategy="store_all").predicted_peak
+        budgets = np.linspace(self.least, self.full, points).astype(int)
+        self.curve = {name: [self._plan(int(b), name) for b in budgets] for name in ("optimal", "uniform")}
+        self.budgets = budgets
+        self.budget = widgets.IntSlider(
+            value=int(self.full), min=int(self.least), max=int(self.full), step=max(1, (self.full - self.least) // 100),
+            description="budget [B]", continuous_update=False, layout=widgets.Layout(width="480px"),
+        )  # fmt: skip
+        self.output = widgets.Output()
+        self.budget.observe(self._replan, names="value")
+        self.widget = widgets.VBox([self.budget, self.output])
+        self._replan()
+
+    def _plan(self, budget: int, strategy: str):
+        try:
+            return plan(self.costs, budget, strategy)
+        except ValueError:  # this strategy cannot fit the budget
+            return None
+
+    def _replan(self, _change=None) -> None:
+        budget = int(self.budget.value)
+        self.current = {name: self._plan(budget, name) for name in ("optimal", "uniform")}
+        fig = Figure(figsize=(6.5, 3.4), layout="constrained")
+        ax = fig.subplots()
+        for i, (name, plans) in enumerate(self.curve.items()):
+            times = [p.predicted_time if p is not None else np.nan for p in plans]
+            ax.plot(self.budgets / 2**20, times, color=f"C{i}", label=f"{name} (predicted)")
+            chosen = self.current[name]
+            if chosen is not None:
+                ax.plot(chosen.predicted_peak / 2**20, chosen.predicted_time, "o", color=f"C{i}")
+        ax.axvline(budget / 2**20, color="0.5", linestyle=":")
+        ax.set(xlabel="budget [MiB]", ylabel="time of a training step [s]")
+        ax.legend(fontsize="small")
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(fig)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
