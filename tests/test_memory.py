@@ -204,3 +204,82 @@ def test_benchmark_chains_are_seeded_and_named():
         torch.testing.assert_close(p, q)
     with pytest.raises(ValueError, match="unknown chain 'rnn'; choose one of"):
         benchmark_chain("rnn")
+
+
+def synthetic_profile(rng, length):
+    import xarray as xr
+
+    x = rng.integers(1, 50, length) * 1000
+    values = {
+        "uf": rng.uniform(1, 3, length),
+        "ub": rng.uniform(1, 5, length),
+        "x": x,
+        "xbar": x + rng.integers(0, 50, length) * 1000,
+        "fwd_tmp": rng.integers(0, 10, length) * 1000,
+        "grad_bytes": rng.integers(0, 200, length) * 1000,
+    }
+    return xr.Dataset({k: ("stage", v) for k, v in values.items()}, attrs={"input_bytes": 5000})
+
+
+def every_partition(length, count):
+    """Every way to cut ``length`` stages into ``count`` consecutive (possibly empty) runs."""
+    import itertools
+
+    for cuts in itertools.combinations_with_replacement(range(length + 1), count - 1):
+        edges = [0, *cuts, length]
+        yield tuple(zip(edges[:-1], edges[1:], strict=True))
+
+
+@pytest.mark.parametrize("mode", ["training", "inference"])
+def test_partition_is_the_best_of_every_partition_that_fits(mode):
+    from kit.memory.partition import Device, _Model, partition
+
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        data = synthetic_profile(rng, 6)
+        devices = [Device("gpu", 4.0, int(rng.integers(300, 900)) * 1000), Device("cpu", 1.0, 10**7),
+                   Device("gpu2", 2.0, int(rng.integers(300, 900)) * 1000)]  # fmt: skip
+        model = _Model(data, devices, mode, 1e6, 4.0, None)
+        candidates = [model.result(bounds) for bounds in every_partition(6, 3)]
+        fitting = [c for c in candidates if c.fits]
+        best = partition(data, devices, mode=mode, bandwidth=1e6)
+        objective = (lambda p: p.period) if mode == "training" else (lambda p: p.latency)
+        assert best.fits and objective(best) == pytest.approx(min(objective(c) for c in fitting))
+
+
+def test_greedy_device_map_ignores_speed_and_activations():
+    from kit.memory.partition import Device, greedy, partition
+
+    data = synthetic_profile(np.random.default_rng(3), 8)
+    devices = [Device("slow-big", 1.0, 10**8), Device("fast", 8.0, 10**8)]
+    fill = greedy(data, devices)
+    assert fill.bounds == ((0, 8), (8, 8))  # everything fits on the first device: the fast one idles
+    best = partition(data, devices)
+    assert best.period < fill.period
+    # Filled by parameter size alone, the first device overflows once gradients, optimizer state and
+    # activations are counted; the partition keeps every device within its memory.
+    tight = [Device("a", 1.0, int(data.grad_bytes.sum()) // 2), Device("b", 1.0, 10**8)]
+    assert not greedy(data, tight).fits and partition(data, tight).fits
+
+
+def test_partition_errors_name_what_is_missing():
+    from kit.memory.partition import Device, partition
+
+    data = synthetic_profile(np.random.default_rng(0), 4)
+    with pytest.raises(ValueError, match=r"no partition fits the devices' memory .* needs \{'tiny': \d+"):
+        partition(data, [Device("tiny", 1.0, 10)])
+    with pytest.raises(ValueError, match="device 'x': speed must be > 0"):
+        Device("x", 0.0, 10)
+    with pytest.raises(ValueError, match="unknown mode 'serve'"):
+        partition(data, [Device("a", 1.0, 10**9)], mode="serve")
+
+
+def test_versus_greedy_reports_an_overflowing_fill_as_unusable():
+    from kit.memory.partition import versus_greedy
+
+    data = synthetic_profile(np.random.default_rng(5), 6)
+    table = versus_greedy(data, [0.25, 1.0], fast_speed=10.0)
+    assert list(table.greedy_fits.values) == [0, 1]
+    assert np.isnan(table.objective_greedy[0]) and np.isfinite(table.objective_partition).all()
+    assert table.fast_used_partition[0] <= table.fast_memory[0] == table.attrs["whole"] // 4
+    assert float(table.objective_ratio[1]) == pytest.approx(1.0)  # with room for everything both agree

@@ -36,3 +36,30 @@ def memory_tradeoff(data: xr.Dataset) -> Figure:
     axes[0].legend(fontsize="x-small", ncol=2)
     fig.suptitle(f"device: {data.attrs.get('device', '')}; grey lines: budgets", fontsize="small")
     return fig
+
+
+def partitioning(data: xr.Dataset) -> Figure:
+    """Per chain: the objective (pipeline period or latency) of the partition and of the greedy fill against
+    the fast device's memory; a greedy fill that overflows is marked on the axis (it cannot run)."""
+    chains = list(data.chain.values)
+    fig = Figure(figsize=(4.4 * len(chains), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(chains), squeeze=False)[0])
+    for ax, chain in zip(axes, chains, strict=True):
+        part = data.sel(chain=chain)
+        memory = part.fast_memory / 2**20
+        ax.plot(memory, part.objective_partition, "o-", color="C0", label="partition (dynamic program)")
+        ax.plot(memory, part.objective_greedy, "s--", color="C3", label="greedy fill by parameters")
+        overflow = part.greedy_fits == 0
+        if overflow.any():
+            low = float(np.nanmin(part.objective_partition))
+            ax.plot(memory[overflow], np.full(int(overflow.sum()), low), "x", color="C3", markersize=9,
+                    label="greedy overflows the fast device")  # fmt: skip
+        what = "period" if data.attrs.get("mode") == "training" else "latency"
+        ax.set(xlabel="fast device memory [MiB]", ylabel=f"{what} [s]", title=str(chain), yscale="log")
+    axes[0].legend(fontsize="x-small")
+    fig.suptitle(
+        f"fast device {data.attrs.get('fast_speed', '')}x the profiled one, then a host of ample memory "
+        f"({data.attrs.get('mode', '')}; modelled from CPU profiles)",
+        fontsize="small",
+    )
+    return fig
