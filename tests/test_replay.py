@@ -142,3 +142,126 @@ def test_replay_never_imports_torch_and_loads_dask_only_to_record():
 
     code = "import sys, kit.replay; print(','.join(m for m in ('torch', 'distributed') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == ""
+
+
+def platform(**overrides):
+    from kit.replay.platform import Platform
+
+    content = {
+        "hosts": {
+            "edge": {"tier": "edge", "cores": 2, "speed": 1.0},
+            "cloud": {"tier": "cloud", "cores": 4, "speed": 2.0},
+            "hpc": {"tier": "hpc", "cores": 8, "speed": 4.0},
+        },
+        "links": [
+            {"ends": ["edge", "cloud"], "bandwidth": 1000.0, "latency": 0.5},
+            {"ends": ["cloud", "hpc"], "bandwidth": 4000.0, "latency": 0.25},
+        ],
+    }
+    content.update(overrides)
+    return Platform.from_dict(content)
+
+
+def task(task_id, runtime, parents=(), out=0, component="other"):
+    return Task(
+        task_id, task_id, 0.0, runtime, "recorder", parents=tuple(parents), output_bytes=out, component=component
+    )
+
+
+def test_a_chain_on_one_host_takes_the_sum_of_its_runtimes_over_the_speed():
+    from kit.replay.simulate import replay
+
+    trace = Trace("chain", [task("a", 1.0, out=100), task("b", 2.0, ["a"], out=100), task("c", 3.0, ["b"])])
+    assert replay(trace, platform(), "edge").makespan == pytest.approx(6.0)
+    assert replay(trace, platform(), "cloud").makespan == pytest.approx(3.0)  # twice as fast, data moves free
+
+
+def test_fork_join_uses_the_cores_of_the_host():
+    from kit.replay.simulate import replay
+
+    trace = Trace("fork", [task("a", 1.0), task("b", 1.0), task("c", 1.0), task("join", 0.5, ["a", "b", "c"])])
+    # Two cores on the edge host: two tasks, then the third, then the join.
+    assert replay(trace, platform(), "edge").makespan == pytest.approx(2.5)
+
+
+def test_a_transfer_pays_latency_and_bytes_over_bandwidth_on_every_link_of_its_route():
+    from kit.replay.simulate import replay
+
+    trace = Trace("move", [task("sim", 1.0, out=2000), task("train", 1.0, ["sim"])])
+    result = replay(trace, platform(), {"sim": "edge", "train": "hpc"})
+    # edge -> cloud -> hpc: latency 0.5 + 0.25; the slowest link (1000 B/s) limits the rate: 2 s.
+    assert result.makespan == pytest.approx(1.0 + 0.75 + 2.0 + 1.0 / 4.0)
+    assert result.bytes_moved == 2000
+
+
+def test_flows_on_one_link_share_its_bandwidth_max_min_fairly():
+    from kit.replay.simulate import replay
+
+    tasks = [task("s1", 1.0, out=1000), task("s2", 1.0, out=1000), task("t1", 0.0, ["s1"]), task("t2", 0.0, ["s2"])]
+    result = replay(Trace("share", tasks), platform(), {"s1": "edge", "s2": "edge", "t1": "cloud", "t2": "cloud"})
+    # Both flows start together on the 1000 B/s link: 500 B/s each, 2 s for 1000 bytes.
+    assert result.ends["t1"] == pytest.approx(1.0 + 0.5 + 2.0) and result.ends["t2"] == pytest.approx(3.5)
+    lone = replay(Trace("lone", tasks[::2]), platform(), {"s1": "edge", "t1": "cloud"})
+    assert lone.makespan == pytest.approx(1.0 + 0.5 + 1.0)
+
+
+def test_placement_by_component_and_per_task_result():
+    from kit.replay.simulate import replay
+
+    trace = Trace("mix", [task("s", 1.0, out=0, component="simulation"), task("t", 1.0, ["s"], component="training")])
+    result = replay(trace, platform(), {"simulation": "edge", "training": "hpc"})
+    data = result.tasks
+    assert list(data.host.values) == ["edge", "hpc"] and float(data.end.sel(task="t")) == pytest.approx(result.makespan)
+    assert result.makespan == pytest.approx(1.0 + 0.75 + 0.25) and result.events >= 3
+
+
+def test_recorded_trace_replays_on_its_own_model_within_reason(client):
+    from kit.replay.platform import Platform
+    from kit.replay.simulate import replay
+
+    with record(client) as recording:
+        client.submit(train, *client.map(simulate, range(6))).result()
+    trace = recording.trace
+    hosts = {h: {"tier": "hpc", "cores": 1, "speed": 1.0} for h in trace.hosts}
+    links = [{"ends": trace.hosts[:2], "bandwidth": 1e9, "latency": 0.0}] if len(trace.hosts) > 1 else []
+    model = Platform.from_dict({"hosts": hosts, "links": links})
+    result = replay(trace, model, {t.id: t.host for t in trace.tasks})
+    assert result.makespan <= trace.makespan + 1e-6  # no scheduler overhead in the model
+    assert result.makespan == pytest.approx(trace.makespan, rel=0.5)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ({"hosts": {}}, "needs a 'hosts' mapping"),
+        ({"hosts": {"a": {"tier": "moon", "cores": 1}}}, "host 'a': tier 'moon' is not one of"),
+        ({"hosts": {"a": {"tier": "edge"}}}, "host 'a': missing field 'cores'"),
+        ({"hosts": {"a": {"tier": "edge", "cores": 1, "gpu": 2}}}, r"host 'a': unknown field\(s\) \['gpu'\]"),
+        (
+            {"hosts": {"a": {"tier": "edge", "cores": 1}}, "links": [{"ends": ["a", "b"], "bandwidth": 1}]},
+            "link 0 .*: end 'b' is not a host",
+        ),
+        (
+            {"hosts": {"a": {"tier": "edge", "cores": 1}}, "links": [{"ends": ["a", "a"]}]},
+            "link 0: missing field 'bandwidth'",
+        ),
+    ],
+)
+def test_bad_platforms_name_the_entry_and_field(content, match):
+    from kit.replay.platform import Platform
+
+    with pytest.raises(ValueError, match=match):
+        Platform.from_dict(content)
+
+
+def test_unreachable_host_and_unknown_placement_are_errors():
+    from kit.replay.simulate import replay
+
+    lonely = platform(hosts={"a": {"tier": "edge", "cores": 1}, "b": {"tier": "cloud", "cores": 1}}, links=[])
+    trace = Trace("t", [task("x", 1.0, out=10), task("y", 1.0, ["x"])])
+    with pytest.raises(ValueError, match="no route from host 'a' to host 'b'"):
+        replay(trace, lonely, {"x": "a", "y": "b"})
+    with pytest.raises(ValueError, match="placement puts task 'x' on 'mars', not a host"):
+        replay(trace, lonely, "mars")
+    with pytest.raises(ValueError, match="placement names no host for task 'y'"):
+        replay(trace, lonely, {"x": "a"})
