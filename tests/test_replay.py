@@ -261,7 +261,64 @@ def test_unreachable_host_and_unknown_placement_are_errors():
     trace = Trace("t", [task("x", 1.0, out=10), task("y", 1.0, ["x"])])
     with pytest.raises(ValueError, match="no route from host 'a' to host 'b'"):
         replay(trace, lonely, {"x": "a", "y": "b"})
-    with pytest.raises(ValueError, match="placement puts task 'x' on 'mars', not a host"):
+    with pytest.raises(ValueError, match="placement 'mars' is neither a host"):
         replay(trace, lonely, "mars")
+    with pytest.raises(ValueError, match="placement puts task 'x' on 'mars', not a host"):
+        replay(trace, lonely, {"x": "mars", "y": "a"})
     with pytest.raises(ValueError, match="placement names no host for task 'y'"):
         replay(trace, lonely, {"x": "a"})
+
+
+def two_hosts(bandwidth=1e9):
+    from kit.replay.platform import Platform
+
+    return Platform.from_dict(
+        {
+            "hosts": {
+                "slow": {"tier": "edge", "cores": 1, "speed": 1.0},
+                "fast": {"tier": "cloud", "cores": 1, "speed": 2.0},
+            },
+            "links": [{"ends": ["slow", "fast"], "bandwidth": bandwidth, "latency": 0.0}],
+        }
+    )
+
+
+def test_heft_and_min_min_choose_as_their_definitions_say():
+    from kit.replay.simulate import replay
+    from kit.replay.strategies import place
+
+    trace = Trace("pair", [task("A", 4.0), task("B", 2.0)])
+    # HEFT: A has the larger rank and takes the fast host (finish 2); B then finishes first on the slow one.
+    assert place(trace, two_hosts(), "heft") == {"A": "fast", "B": "slow"}
+    assert replay(trace, two_hosts(), "heft").makespan == pytest.approx(2.0)
+    # min-min: B has the least completion (1 on the fast host) and goes first; A follows there (3 < 4).
+    assert place(trace, two_hosts(), "min-min") == {"A": "fast", "B": "fast"}
+    assert replay(trace, two_hosts(), "min-min").makespan == pytest.approx(3.0)
+
+
+def test_heft_keeps_a_child_beside_its_parent_when_moving_the_data_costs_more():
+    from kit.replay.strategies import place
+
+    trace = Trace("heavy", [task("a", 1.0, out=10**6), task("b", 1.0, ["a"])])
+    assert place(trace, two_hosts(bandwidth=1e3), "heft") == {"a": "fast", "b": "fast"}
+
+
+def test_tier_round_robin_and_random_strategies():
+    from kit.replay.strategies import place
+
+    trace = Trace(
+        "mix",
+        [task("s1", 1.0, component="simulation"), task("s2", 1.0, component="simulation"),
+         task("t", 1.0, ["s1", "s2"], component="training")],
+    )  # fmt: skip
+    assert set(place(trace, platform(), "all-cloud").values()) == {"cloud"}
+    assert set(place(trace, platform(), "all-edge").values()) == {"edge"}
+    assert place(trace, platform(), "edge-ward") == {"s1": "edge", "s2": "edge", "t": "cloud"}
+    assert place(trace, platform(), "round-robin") == {"s1": "cloud", "s2": "edge", "t": "hpc"}
+    assert place(trace, platform(), "random", seed=3) == place(trace, platform(), "random", seed=3)
+    with pytest.raises(ValueError, match=r"no host in tier 'fog'; its tiers are \['cloud', 'edge', 'hpc'\]"):
+        from kit.replay.strategies import fastest
+
+        fastest(platform(), "fog")
+    with pytest.raises(ValueError, match="unknown strategy 'best'"):
+        place(trace, platform(), "best")

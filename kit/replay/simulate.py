@@ -60,11 +60,12 @@ class Replay:
         )
 
 
-def replay(trace: Trace, platform: Platform, placement) -> Replay:
-    """Replay ``trace`` on ``platform``; ``placement`` maps each task to a host: a host name (every task), a
-    mapping from task id or component to host, or a callable ``task -> host``."""
+def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Replay:
+    """Replay ``trace`` on ``platform``; ``placement`` maps each task to a host: a strategy name of
+    ``kit.replay.strategies`` (``seed`` for ``random``), a host name (every task), a mapping from task id or
+    component to host, or a callable ``task -> host``."""
     clock = time.perf_counter()
-    place = _placement(trace, platform, placement)
+    place = _placement(trace, platform, placement, seed)
     tasks = {t.id: t for t in trace.tasks}
     order = {t.id: (t.start, t.id) for t in trace.tasks}  # ready tasks start in trace order
     children = defaultdict(list)
@@ -174,8 +175,17 @@ def _share(flows: dict) -> None:
             unfixed.discard(key)
 
 
-def _placement(trace: Trace, platform: Platform, placement) -> dict[str, str]:
-    if isinstance(placement, str):
+def _placement(trace: Trace, platform: Platform, placement, seed: int) -> dict[str, str]:
+    from kit.replay.strategies import STRATEGIES, place
+
+    if isinstance(placement, str) and placement not in platform.hosts and placement in STRATEGIES:
+        chosen = place(trace, platform, placement, seed=seed)
+    elif isinstance(placement, str):
+        if placement not in platform.hosts:
+            raise ValueError(
+                f"placement {placement!r} is neither a host ({sorted(platform.hosts)}) nor a strategy "
+                f"({sorted(STRATEGIES)})"
+            )
         chosen = {t.id: placement for t in trace.tasks}
     elif callable(placement):
         chosen = {t.id: placement(t) for t in trace.tasks}
