@@ -322,3 +322,15 @@ def test_tier_round_robin_and_random_strategies():
         fastest(platform(), "fog")
     with pytest.raises(ValueError, match="unknown strategy 'best'"):
         place(trace, platform(), "best")
+
+
+@pytest.mark.parametrize("name", ["laptop", "continuum", "hpc-cloud"])
+def test_example_platforms_load_and_connect_every_host(name):
+    from kit.replay.platform import example
+
+    shipped = example(name)
+    for a in shipped.hosts:
+        for b in shipped.hosts:
+            shipped.route(a, b)  # raises when no route exists
+    with pytest.raises(ValueError, match="unknown example platform 'mars'"):
+        example("mars")

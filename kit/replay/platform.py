@@ -22,6 +22,15 @@ from pathlib import Path
 
 #: Tiers a host can belong to.
 TIERS = ("edge", "fog", "cloud", "hpc")
+#: Platforms shipped with the kit (``kit/replay/platforms/<name>.yaml``).
+EXAMPLES = ("laptop", "continuum", "hpc-cloud")
+
+
+def example(name: str) -> Platform:
+    """A platform shipped with the kit: ``laptop``, ``continuum`` (edge, fog, cloud) or ``hpc-cloud``."""
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example platform {name!r}; choose one of {list(EXAMPLES)}")
+    return Platform.from_yaml(Path(__file__).with_name("platforms") / f"{name}.yaml")
 
 
 @dataclass(frozen=True)
