@@ -334,3 +334,18 @@ def test_example_platforms_load_and_connect_every_host(name):
             shipped.route(a, b)  # raises when no route exists
     with pytest.raises(ValueError, match="unknown example platform 'mars'"):
         example("mars")
+
+
+def test_a_run_replayed_on_its_calibrated_model_lands_near_its_makespan(client):
+    from kit.replay.calibrate import calibrate, fidelity
+
+    with record(client) as recording:
+        client.gather([client.submit(train, *client.map(simulate, range(4 * i, 4 * i + 4))) for i in range(3)])
+    trace = recording.trace
+    model = calibrate(trace)
+    assert set(model.hosts) == set(trace.hosts) and all(h.cores == 1 for h in model.hosts.values())
+    data = fidelity(trace, model)
+    assert data.sizes["task"] == 15 and float(data.makespan_recorded) == pytest.approx(trace.makespan)
+    # Scheduler and transfer overheads are not modelled yet: the replay may only be faster than reality.
+    assert -0.6 < float(data.makespan_error) <= 1e-6
+    assert (data.divergence <= 1e-6).all()

@@ -88,8 +88,9 @@ def _trace(records: list[dict], name: str, components: dict[str, str]) -> Trace:
     import distributed
 
     erred = [str(r["key"]) for r in records if r["status"] == "erred"]
-    attrs = {"distributed": distributed.__version__, "erred": len(erred), "erred_keys": erred[:100]}
     done = [r for r in records if r["status"] == "memory" and r["start"] is not None]
+    moved = _moved(done)
+    attrs = {"distributed": distributed.__version__, "erred": len(erred), "erred_keys": erred[:100], **moved}
     if not done:
         return Trace(name, [], attrs=attrs)
     origin = min(r["start"] for r in done)
@@ -113,6 +114,15 @@ def _trace(records: list[dict], name: str, components: dict[str, str]) -> Trace:
             )
         )
     return Trace(name, tasks, datetime.fromtimestamp(origin, UTC), attrs)
+
+
+def _moved(done: list[dict]) -> dict:
+    """Bytes that crossed workers and the seconds their transfers took (for calibrating a platform)."""
+    where = {r["key"]: r["worker"] for r in done}
+    sizes = {r["key"]: int(r["nbytes"]) for r in done}
+    moved = sum(sizes[d] for r in done for d in r["dependencies"] if d in where and where[d] != r["worker"])
+    seconds = sum(stop - start for r in done for start, stop, _ in r["transfers"])
+    return {"transfer_bytes": int(moved), "transfer_seconds": float(seconds)}
 
 
 def _component(name: str, components: dict[str, str]) -> str:

@@ -1,0 +1,58 @@
+"""The model of the machine that recorded a trace, and how far a replay on it lands from reality."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import combinations
+
+import numpy as np
+import xarray as xr
+
+from kit.replay.platform import Host, Link, Platform
+from kit.replay.simulate import replay
+from kit.replay.trace import Trace
+
+#: Bandwidth assumed between workers when the trace moved no data between them (bytes/s).
+DEFAULT_BANDWIDTH = 1e9
+
+
+def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
+    """One host per worker of ``trace``, with as many cores as threads ran its tasks and the recording's
+    speed (1); a link between every pair of workers at the bandwidth the recorded transfers achieved
+    (bytes that crossed workers over the seconds their transfers took), without latency."""
+    threads = defaultdict(set)
+    for t in trace.tasks:
+        threads[t.host].add(t.thread)
+    hosts = {name: Host(name, tier, max(1, len(found)), 1.0) for name, found in threads.items()}
+    moved, seconds = trace.attrs.get("transfer_bytes", 0), trace.attrs.get("transfer_seconds", 0.0)
+    bandwidth = moved / seconds if moved and seconds > 0 else DEFAULT_BANDWIDTH
+    links = [Link((a, b), bandwidth, 0.0) for a, b in combinations(sorted(hosts), 2)]
+    return Platform(hosts, links)
+
+
+def fidelity(trace: Trace, platform: Platform | None = None) -> xr.Dataset:
+    """Replay ``trace`` with every task on the host that ran it, on ``platform`` (default: :func:`calibrate`),
+    and compare: ``makespan_error`` (replayed / recorded - 1) and, per task, recorded and replayed start and
+    end and their difference (``divergence``: where replay and reality part)."""
+    platform = platform or calibrate(trace)
+    result = replay(trace, platform, {t.id: t.host for t in trace.tasks})
+    origin = min((t.start for t in trace.tasks), default=0.0)
+    ids = [t.id for t in trace.tasks]
+    data = xr.Dataset(
+        {
+            "recorded_start": ("task", [t.start - origin for t in trace.tasks]),
+            "recorded_end": ("task", [t.end - origin for t in trace.tasks]),
+            "replayed_start": ("task", [result.starts[i] for i in ids]),
+            "replayed_end": ("task", [result.ends[i] for i in ids]),
+            "component": ("task", [t.component for t in trace.tasks]),
+        },
+        coords={"task": ids},
+    )
+    data["divergence"] = data.replayed_end - data.recorded_end
+    data["makespan_recorded"] = trace.makespan
+    data["makespan_replayed"] = result.makespan
+    data["makespan_error"] = result.makespan / trace.makespan - 1 if trace.makespan > 0 else np.nan
+    for name in ("recorded_start", "recorded_end", "replayed_start", "replayed_end", "divergence"):
+        data[name].attrs["units"] = "s"
+    data["makespan_error"].attrs["units"] = "1"
+    return data
