@@ -16,6 +16,18 @@ def update_golden(request) -> bool:
     return request.config.getoption("--update-golden")
 
 
+@pytest.fixture(scope="module")
+def cluster_client():
+    """A real LocalCluster of two single-thread worker processes, shared by the tests of one module."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
 def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
     """A notebook with one ``parameters`` cell and the given code cells."""
     nb = new_notebook()

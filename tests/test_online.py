@@ -10,20 +10,11 @@ import time
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from kit.online import OnlineStudy, ValidationSet
 from kit.simulators import Heat2D
 from kit.simulators.faulty import Faulty
-
-
-@pytest.fixture(scope="module")
-def cluster_client():
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 @pytest.fixture

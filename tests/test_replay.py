@@ -4,7 +4,6 @@ import json
 import time
 
 import pytest
-from distributed import Client, LocalCluster
 
 from kit.replay import Task, Trace, load_trace, record
 
@@ -22,13 +21,9 @@ def fail():
     raise RuntimeError("boom")
 
 
-@pytest.fixture(scope="module")
-def client():
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+@pytest.fixture
+def client(cluster_client):
+    return cluster_client
 
 
 def test_a_recorded_run_has_every_task_with_its_dependencies_sizes_and_workers(client):
