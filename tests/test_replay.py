@@ -344,3 +344,30 @@ def test_a_run_replayed_on_its_calibrated_model_lands_near_its_makespan(client):
     # Scheduler and transfer overheads are not modelled yet: the replay may only be faster than reality.
     assert -0.6 < float(data.makespan_error) <= 1e-6
     assert (data.divergence <= 1e-6).all()
+
+
+def test_critical_path_and_latency_split_add_up_to_the_makespan():
+    from kit.replay.analysis import critical_path, latency_split
+    from kit.replay.simulate import replay
+
+    moved = replay(
+        Trace("move", [task("sim", 1.0, out=2000), task("train", 1.0, ["sim"])]),
+        platform(),
+        {"sim": "edge", "train": "hpc"},
+    )
+    split = latency_split(moved)
+    assert critical_path(moved) == ["sim", "train"]
+    assert split.transfer_time.values.tolist() == pytest.approx([0.0, 0.75 + 2.0])
+    assert split.compute_time.values.tolist() == pytest.approx([1.0, 0.25])
+    fork = replay(
+        Trace("fork", [task("a", 1.0), task("b", 1.0), task("c", 1.0), task("join", 0.5, ["a", "b", "c"])]),
+        platform(),
+        "edge",
+    )
+    split = latency_split(fork)
+    assert critical_path(fork) == ["c", "join"] and split.waiting_time.values.tolist() == pytest.approx([1.0, 0.0])
+    for result in (moved, fork):
+        parts = latency_split(result)
+        assert float((parts.compute_time + parts.transfer_time + parts.waiting_time).sum()) == pytest.approx(
+            result.makespan
+        )

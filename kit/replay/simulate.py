@@ -23,12 +23,14 @@ from kit.replay.trace import Trace
 
 @dataclass
 class Replay:
-    """The replayed run of ``trace``: ``makespan`` (s), per task ``host``, ``start``, ``end``; ``events``
+    """The replayed run of ``trace``: ``makespan`` (s), per task ``host``, ``ready`` (inputs all on its host),
+    ``start``, ``end``; ``events``
     processed and the wall time it took (``events_per_second``); ``bytes_moved`` between hosts."""
 
     trace: Trace
     makespan: float
     hosts: dict[str, str]
+    ready: dict[str, float]
     starts: dict[str, float]
     ends: dict[str, float]
     bytes_moved: float
@@ -75,7 +77,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
     waiting = {t.id: len(set(t.parents)) for t in trace.tasks}
     free = {name: host.cores for name, host in platform.hosts.items()}
     ready: dict[str, list] = defaultdict(list)
-    starts, ends = {}, {}
+    starts, ends, ready_at = {}, {}, {}
     heap: list = []  # (time, sequence, kind, payload)
     sequence = 0
     flows: dict[int, dict] = {}  # transmitting flows: remaining bytes, links, rate, children waiting
@@ -90,6 +92,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
     def arrive(task_id):
         waiting[task_id] -= 1
         if waiting[task_id] == 0:
+            ready_at[task_id] = now
             heapq.heappush(ready[place[task_id]], (order[task_id], task_id))
 
     def start_ready(host):
@@ -101,6 +104,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
 
     for task_id, count in waiting.items():
         if count == 0:
+            ready_at[task_id] = 0.0
             heapq.heappush(ready[place[task_id]], (order[task_id], task_id))
     for host in list(ready):
         start_ready(host)
@@ -152,7 +156,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
     if stuck:
         raise RuntimeError(f"replay ended with task(s) never run: {stuck[:5]} (a parent missing from the trace?)")
     makespan = max(ends.values(), default=0.0)
-    return Replay(trace, makespan, place, starts, ends, moved, events, time.perf_counter() - clock)
+    return Replay(trace, makespan, place, ready_at, starts, ends, moved, events, time.perf_counter() - clock)
 
 
 def _share(flows: dict) -> None:
