@@ -451,3 +451,14 @@ def test_sobol_maps_survive_a_checkpoint_and_resume(client, tmp_path):
     batch = IterativeSobol(d, (8, 8))
     batch.update(pick_freeze_fields(sim, 5, 3, step=2))
     np.testing.assert_allclose(result.sensitivity.S1.sel(step=2), batch.first_order, atol=1e-10)
+
+
+def test_a_recorded_study_labels_its_simulations(client):
+    from kit.replay import record
+
+    sim = Heat2D(n=8, steps=4)
+    with record(client, name="study") as recording:
+        result = small_study(sim, client, n_simulations=3).run(progress=False)
+    simulations = [t for t in recording.trace.tasks if t.component == "simulation"]
+    assert len(simulations) == 3 == int((result.simulations.status == "ok").sum())
+    assert all(t.host in client.scheduler_info()["workers"] for t in simulations)

@@ -259,7 +259,7 @@ class OnlineStudy:
             sim.sim_id,
             sim.attempts,
             self.chunk_steps,
-            key=f"{self.name}-simulation-{sim.sim_id}-attempt-{sim.attempts}",
+            key=f"simulate-{self.name}-{sim.sim_id}-attempt-{sim.attempts}",  # "simulate": traces label it
             pure=False,
         )
         self.activity[sim.sim_id] = time.perf_counter()
