@@ -10,7 +10,6 @@ buffers equal those of eager execution.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 from kit.memory.chain import stages
 from kit.memory.measure_memory import AllocatorTrace
+from kit.memory.measure_memory import now as _now
 from kit.memory.profiling import check_device
 
 
@@ -88,7 +88,8 @@ def measure(model: torch.nn.Module, plan, inputs: torch.Tensor, *, loss=mean_squ
     """Measured ``peak`` (bytes allocated during a step beyond the inputs and parameters; the parameter
     gradients, set to None before each step, are allocated by it) and ``time`` (median seconds of ``repeats``
     steps after a warm-up) of ``plan`` on ``inputs``, beside the plan's predictions."""
-    device = check_device(next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu")
+    parameters = list(model.parameters())
+    device = check_device(parameters[0].device if parameters else "cpu")
     inputs = inputs.to(device)
     run(model, plan, inputs, loss)  # warm-up
     model.zero_grad(set_to_none=True)
@@ -113,12 +114,6 @@ def _put_back(stage: torch.nn.Module, saved: list) -> None:
     with torch.no_grad():
         for buffer, value in zip(stage.buffers(), saved, strict=True):
             buffer.copy_(value)
-
-
-def _now(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def _cuda_devices(device: torch.device) -> list:

@@ -8,7 +8,16 @@ counters (``memory_allocated``, ``max_memory_allocated`` after a reset). Never p
 
 from __future__ import annotations
 
+import time
+
 import torch
+
+
+def now(device: torch.device) -> float:
+    """Seconds on a wall clock, after the device finished its queued work (CUDA is asynchronous)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 class AllocatorTrace:

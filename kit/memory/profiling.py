@@ -12,14 +12,13 @@ allocator's counters on CUDA); the saved activations are cross-checked with
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import xarray as xr
 
 from kit.memory.chain import stages
 from kit.memory.measure_memory import AllocatorTrace
+from kit.memory.measure_memory import now as _now
 
 
 def check_device(device) -> torch.device:
@@ -140,12 +139,6 @@ def _unpack(tensor):
 
 def _nbytes(tensor: torch.Tensor) -> int:
     return int(tensor.untyped_storage().nbytes())
-
-
-def _now(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def _device_name(device: torch.device) -> str:

@@ -70,10 +70,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
     place = _placement(trace, platform, placement, seed)
     tasks = {t.id: t for t in trace.tasks}
     order = {t.id: (t.start, t.id) for t in trace.tasks}  # ready tasks start in trace order
-    children = defaultdict(list)
-    for t in trace.tasks:
-        for parent in t.parents:
-            children[parent].append(t.id)
+    children = trace.children()
     waiting = {t.id: len(set(t.parents)) for t in trace.tasks}
     free = {name: host.cores for name, host in platform.hosts.items()}
     ready: dict[str, list] = defaultdict(list)
@@ -89,11 +86,14 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
         sequence += 1
         heapq.heappush(heap, (at, sequence, kind, payload))
 
+    touched: set[str] = set()  # hosts with a new ready task or a freed core in this event
+
     def arrive(task_id):
         waiting[task_id] -= 1
         if waiting[task_id] == 0:
             ready_at[task_id] = now
             heapq.heappush(ready[place[task_id]], (order[task_id], task_id))
+            touched.add(place[task_id])
 
     def start_ready(host):
         while free[host] > 0 and ready[host]:
@@ -138,7 +138,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
                 moved += size
                 latency = sum(link.latency for link in links)
                 push(now + latency, "transmit", (links, size, waiting_children))
-            start_ready(host)
+            touched.add(host)
         elif kind == "transmit":
             links, size, waiting_children = payload
             if size <= 0:
@@ -150,8 +150,9 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Rep
             done = flows.pop(payload)
             for child in done["children"]:
                 arrive(child)
-        for host in list(ready):
+        for host in sorted(touched):
             start_ready(host)
+        touched.clear()
     stuck = sorted(t for t in tasks if t not in ends)
     if stuck:
         raise RuntimeError(f"replay ended with task(s) never run: {stuck[:5]} (a parent missing from the trace?)")

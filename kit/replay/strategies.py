@@ -11,7 +11,6 @@ plan with the platform's speeds, cores and routes, ignoring link contention (rep
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
 
 import numpy as np
 
@@ -70,10 +69,7 @@ def _transfer(platform: Platform, source: str, target: str, size: float) -> floa
 def _heft(trace, platform, seed):
     tasks = {t.id: t for t in trace.tasks}
     hosts = list(platform.hosts.values())
-    children = defaultdict(list)
-    for t in trace.tasks:
-        for parent in t.parents:
-            children[parent].append(t.id)
+    children = trace.children()
     mean_compute = {t.id: np.mean([t.runtime / h.speed for h in hosts]) for t in trace.tasks}
     pairs = [(a.name, b.name) for a in hosts for b in hosts if a.name != b.name]
 
@@ -91,10 +87,7 @@ def _heft(trace, platform, seed):
 def _min_min(trace, platform, seed):
     tasks = {t.id: t for t in trace.tasks}
     waiting = {t.id: set(t.parents) for t in trace.tasks}
-    children = defaultdict(list)
-    for t in trace.tasks:
-        for parent in t.parents:
-            children[parent].append(t.id)
+    children = trace.children()
     schedule = _Schedule(tasks, platform)
     ready = {task_id for task_id, parents in waiting.items() if not parents}
     while ready:
@@ -150,10 +143,7 @@ def _earliest_finish(order, tasks, platform) -> dict[str, str]:
 def _topological(trace: Trace):
     """Tasks in an order where every parent comes before its children (trace order among equals)."""
     pending = {t.id: len(set(t.parents)) for t in trace.tasks}
-    children = defaultdict(list)
-    for t in trace.tasks:
-        for parent in set(t.parents):
-            children[parent].append(t.id)
+    children = trace.children()
     index = {t.id: i for i, t in enumerate(trace.tasks)}
     ready = sorted((index[i], i) for i, n in pending.items() if n == 0)
     order = []

@@ -69,15 +69,13 @@ class Trace:
     def hosts(self) -> list[str]:
         return sorted({t.host for t in self.tasks})
 
-    def task(self, task_id: str) -> Task:
-        return next(t for t in self.tasks if t.id == task_id)
+    def children(self) -> dict[str, list[str]]:
+        """Each task's children, in trace order (a parent listed twice counts once)."""
+        return children_of(self.tasks)
 
     def to_wfformat(self) -> dict:
         """The trace as a WfFormat 1.5 instance (a JSON-serialisable dict)."""
-        children: dict[str, list[str]] = {t.id: [] for t in self.tasks}
-        for t in self.tasks:
-            for parent in t.parents:
-                children[parent].append(t.id)
+        children = self.children()
         specification = [
             {
                 "name": t.name,
@@ -201,6 +199,15 @@ def relabel(trace: Trace, components: dict[str, str]) -> Trace:
     return Trace(trace.name, tasks, trace.executed_at, dict(trace.attrs))
 
 
+def children_of(tasks: list[Task]) -> dict[str, list[str]]:
+    """Each task's children, in task order; a parent listed twice counts once."""
+    children: dict[str, list[str]] = {t.id: [] for t in tasks}
+    for t in tasks:
+        for parent in dict.fromkeys(t.parents):
+            children[parent].append(t.id)
+    return children
+
+
 def _validate(tasks: list[Task]) -> None:
     ids = [t.id for t in tasks]
     seen = set()
@@ -222,10 +229,7 @@ def _validate(tasks: list[Task]) -> None:
             raise ValueError(f"task {t.id!r}: parent(s) {missing} are not tasks of the trace")
     # Kahn's algorithm: whatever is left unvisited lies on a cycle.
     pending = {t.id: len(set(t.parents)) for t in tasks}
-    children: dict[str, list[str]] = {t.id: [] for t in tasks}
-    for t in tasks:
-        for parent in set(t.parents):
-            children[parent].append(t.id)
+    children = children_of(tasks)
     ready = [task_id for task_id, count in pending.items() if count == 0]
     while ready:
         for child in children[ready.pop()]:
