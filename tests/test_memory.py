@@ -10,6 +10,9 @@ from kit.memory.measure_memory import AllocatorTrace
 from kit.memory.plan import least_peak
 from kit.memory.schedule import Checkpoint, Costs, Keep, operations, segments, simulate, store_all, uniform_bounds
 
+#: Devices the verification tests run on: the CPU everywhere, a GPU where torch sees one.
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
 
 def mlp():
     torch.manual_seed(0)
@@ -145,15 +148,16 @@ def dropout_bn_chain():
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("strategy", ["store_all", "recompute_all", "uniform", "optimal"])
-def test_any_plan_gives_the_eager_gradients_and_batchnorm_statistics(strategy):
+def test_any_plan_gives_the_eager_gradients_and_batchnorm_statistics(strategy, device):
     import copy
 
     from kit.memory.execute import mean_square, run
 
-    model, inputs = dropout_bn_chain(), torch.randn(32, 16)
+    model, inputs = dropout_bn_chain().to(device), torch.randn(32, 16).to(device)
     eager, planned = copy.deepcopy(model), copy.deepcopy(model)
-    costs = profile(copy.deepcopy(model), inputs, repeats=1)
+    costs = profile(copy.deepcopy(model), inputs, device, repeats=1)
     full = plan(costs, strategy="store_all").predicted_peak
     tight = int(1.05 * least_peak(Costs.from_profile(costs)))
     chosen = plan(costs, strategy=strategy) if strategy != "optimal" else plan(costs, tight, "optimal")
@@ -170,22 +174,27 @@ def test_any_plan_gives_the_eager_gradients_and_batchnorm_statistics(strategy):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
     for a, b in zip(eager.buffers(), planned.buffers(), strict=True):
         torch.testing.assert_close(b, a)  # running statistics updated once, not once per recomputation
-    assert torch.get_rng_state().equal(_state_after(11, eager, inputs))
+    assert _random_state(device).equal(_state_after(11, eager, inputs, device))
 
 
-def _state_after(seed, model, inputs):
-    """The global random state after one eager forward from ``seed`` (a plan must leave the same)."""
+def _random_state(device):
+    return torch.cuda.get_rng_state() if device == "cuda" else torch.get_rng_state()
+
+
+def _state_after(seed, model, inputs, device):
+    """The random state after one eager forward from ``seed`` (a plan must leave the same)."""
     import copy
 
     torch.manual_seed(seed)
     copy.deepcopy(model)(inputs)
-    return torch.get_rng_state()
+    return _random_state(device)
 
 
-def test_measured_peaks_stay_within_budget_and_match_the_predictions():
+@pytest.mark.parametrize("device", DEVICES)
+def test_measured_peaks_stay_within_budget_and_match_the_predictions(device):
     from kit.memory.tradeoff import benchmark
 
-    data = benchmark(["conv"], batch=4, fractions=(0.3, 1.0), repeats=1, progress=False)
+    data = benchmark(["conv"], batch=4, fractions=(0.3, 1.0), repeats=1, device=device, progress=False)
     assert set(data.strategy.values) == {"optimal", "uniform", "store_all", "recompute_all"}
     measured = np.isfinite(data.measured_peak)
     assert int(measured.sel(strategy="optimal").sum()) == 2  # optimal fits every budget
@@ -193,6 +202,25 @@ def test_measured_peaks_stay_within_budget_and_match_the_predictions():
     # The CPU allocator is deterministic: the memory model predicts the measured peak within 2 %.
     assert float(abs(data.prediction_error_peak).max()) < 0.02
     assert np.isfinite(data.time_ratio_vs_uniform.sel(fraction=1.0)).all()
+    # Each measured plan is compared with the least time the program finds within its measured peak.
+    assert np.isfinite(data.overhead_vs_optimal.sel(strategy="store_all", fraction=1.0)).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_host_and_device_profiles_compare_stage_by_stage_and_step_by_step(device):
+    from kit.memory.accuracy import STAGE_BYTES, profiler_accuracy
+
+    data = profiler_accuracy(["mlp", "conv"], device=device, batch=4, repeats=1)
+    assert data.sizes["layer"] == 18 + 21 and list(data.on.values) == ["host", "device"]
+    assert data.attrs["device_memory_source"] == ("CUDA allocator counters" if device == "cuda" else
+                                                  "torch profiler allocator events")  # fmt: skip
+    # Outputs are the same tensors everywhere; the host allocator is compared with the device's.
+    np.testing.assert_array_equal(data.x.sel(on="host"), data.x.sel(on="device"))
+    assert np.isfinite(data.step_peak.sel(strategy="optimal")).all()
+    if device == "cpu":  # the same allocator on both sides: every byte agrees
+        for key in STAGE_BYTES:
+            np.testing.assert_array_equal(data[key].sel(on="host"), data[key].sel(on="device"), err_msg=key)
+        np.testing.assert_array_equal(data.step_peak.sel(on="host"), data.step_peak.sel(on="device"))
 
 
 def test_benchmark_chains_are_seeded_and_named():
@@ -283,3 +311,21 @@ def test_versus_greedy_reports_an_overflowing_fill_as_unusable():
     assert np.isnan(table.objective_greedy[0]) and np.isfinite(table.objective_partition).all()
     assert table.fast_used_partition[0] <= table.fast_memory[0] == table.attrs["whole"] // 4
     assert float(table.objective_ratio[1]) == pytest.approx(1.0)  # with room for everything both agree
+
+
+def test_a_recorded_run_keeps_its_provenance_and_names_what_is_missing(tmp_path):
+    from kit.memory.accuracy import load_recorded, record
+    from kit.memory.offload_link import measure_link
+
+    paths = record(tmp_path, device="cpu", batch={"mlp": 8}, repeats=1, parts=("profiler-accuracy", "tradeoff"))
+    assert [p.name for p in paths] == ["profiler-accuracy.nc", "tradeoff.nc"]
+    from kit import io
+
+    attrs = io.load_dataset(paths[1]).attrs
+    assert attrs["torch"] == str(torch.__version__) and attrs["recorded"] and attrs["device"].startswith("cpu")
+    with pytest.raises(FileNotFoundError, match="host-link.nc is missing"):
+        load_recorded(tmp_path)
+    with pytest.raises(ValueError, match=r"unknown parts \['links'\]"):
+        record(tmp_path, device="cpu", parts=("links",))
+    with pytest.raises(ValueError, match="must be a CUDA device"):
+        measure_link("cpu")

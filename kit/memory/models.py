@@ -1,4 +1,5 @@
-"""Chains to plan: an MLP, a ResNet-like convolutional chain and a chain of transformer blocks, with inputs."""
+"""Chains to plan: an MLP, a ResNet-like convolutional chain, a chain of transformer blocks and ResNet-18 (rotor's
+reference point), with inputs."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from torch import nn
 
 
 class Residual(nn.Module):
-    """``x + block(x)``: a residual block is one stage of a chain (the skip stays inside the stage)."""
+    """``shortcut(x) + block(x)`` (the identity shortcut by default): a residual block is one stage of a chain
+    (the skip stays inside the stage)."""
 
-    def __init__(self, block: nn.Module):
+    def __init__(self, block: nn.Module, shortcut: nn.Module | None = None):
         super().__init__()
         self.block = block
+        self.shortcut = shortcut or nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+        return self.shortcut(x) + self.block(x)
 
 
 def mlp_chain(width: int = 512, depth: int = 8, classes: int = 10) -> nn.Sequential:
@@ -53,11 +56,36 @@ def transformer_chain(d_model: int = 128, layers: int = 4, heads: int = 4, class
     return nn.Sequential(nn.Linear(d_model, d_model), *blocks, nn.Linear(d_model, classes))
 
 
+def resnet18_chain(classes: int = 1000) -> nn.Sequential:
+    """ResNet-18 (He et al. 2016, torchvision's layout) as a chain: the stem's layers, each basic block as one
+    stage followed by its ReLU, pooling and the classifier."""
+
+    def basic(inputs: int, width: int, stride: int) -> Residual:
+        body = nn.Sequential(
+            nn.Conv2d(inputs, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+        )  # fmt: skip
+        down = None
+        if stride != 1 or inputs != width:
+            down = nn.Sequential(nn.Conv2d(inputs, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+        return Residual(body, down)
+
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+    ]  # fmt: skip
+    width = 64
+    for out, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
+        layers += [basic(width, out, stride), nn.ReLU()]
+        width = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes))
+
+
 #: Benchmark chains by name: a builder and the shape of one input batch.
 CHAINS = {
     "mlp": (mlp_chain, (1024, 512)),
     "conv": (conv_chain, (32, 3, 32, 32)),
     "transformer": (transformer_chain, (16, 128, 128)),
+    "resnet18": (resnet18_chain, (32, 3, 224, 224)),
 }
 
 

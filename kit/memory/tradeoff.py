@@ -10,7 +10,7 @@ import xarray as xr
 from kit.memory.execute import measure
 from kit.memory.plan import STRATEGIES, plan
 from kit.memory.plan import least_peak as _least_peak
-from kit.memory.profiling import profile
+from kit.memory.profiling import check_device, profile
 from kit.memory.schedule import Costs
 
 
@@ -30,7 +30,8 @@ def tradeoff(
     Returns a Dataset with dims ``(strategy, budget)``: ``predicted_peak``, ``predicted_time``,
     ``measured_peak``, ``measured_time`` (NaN where the strategy cannot fit), ``peak_over_budget``
     (measured peak / budget), ``prediction_error_peak`` and ``prediction_error_time`` (measured / predicted
-    - 1), and per budget ``time_ratio_vs_uniform`` (measured time of ``optimal`` / ``uniform``); the
+    - 1), and per budget ``time_ratio_vs_uniform`` (measured time of ``optimal`` / ``uniform``); ``overhead_vs_optimal``
+    (measured time / T*(measured peak) - 1, T* the dynamic program's time at that budget); the
     per-stage profile's variables beside them with dim ``stage``.
     """
     from tqdm.auto import tqdm
@@ -45,7 +46,7 @@ def tradeoff(
         key: np.full(shape, np.nan) for key in ("predicted_peak", "predicted_time", "measured_peak", "measured_time")
     }
     measured: dict = {}  # a plan measured once, whatever the budgets it fits
-    runner = copy.deepcopy(model)
+    runner = copy.deepcopy(model).to(check_device(device))
     jobs = [(i, k) for i in range(len(STRATEGIES)) for k in range(len(budgets))]
     for i, k in tqdm(jobs, desc="plans", disable=not progress):
         strategy, budget = STRATEGIES[i], int(budgets[k])
@@ -69,11 +70,13 @@ def tradeoff(
     data["time_ratio_vs_uniform"] = data.measured_time.sel(strategy="optimal") / data.measured_time.sel(
         strategy="uniform"
     )
+    data["overhead_vs_optimal"] = data.measured_time / _least_time(chain, data.measured_peak, slots) - 1
     for key in ("predicted_peak", "measured_peak", "budget"):
         data[key].attrs["units"] = "bytes"
     for key in ("predicted_time", "measured_time"):
         data[key].attrs["units"] = "s"
-    for key in ("peak_over_budget", "prediction_error_peak", "prediction_error_time", "time_ratio_vs_uniform"):
+    ratios = ("peak_over_budget", "prediction_error_peak", "prediction_error_time", "time_ratio_vs_uniform")
+    for key in (*ratios, "overhead_vs_optimal"):
         data[key].attrs["units"] = "1"
     data = xr.merge([data, costs.rename({"module": "stage_module"})], combine_attrs="drop_conflicts")
     data.attrs.update(
@@ -87,10 +90,22 @@ def tradeoff(
     return data
 
 
+def _least_time(chain: Costs, peaks: xr.DataArray, slots: int) -> xr.DataArray:
+    """T*(peak) of the dynamic program at each measured peak (NaN where nothing fits it)."""
+
+    def least(peak: float) -> float:
+        try:
+            return plan(chain, int(peak), "optimal", slots=slots).predicted_time
+        except ValueError:
+            return np.nan
+
+    return xr.apply_ufunc(np.vectorize(least), peaks.fillna(0))
+
+
 def benchmark(
     chains=("mlp", "conv", "transformer"),
     *,
-    batch: int | None = None,
+    batch: int | dict | None = None,
     fractions=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
     repeats: int = 3,
     device="cpu",
@@ -98,17 +113,19 @@ def benchmark(
     progress: bool = True,
 ) -> xr.Dataset:
     """:func:`tradeoff` of each benchmark chain of ``kit.memory.models`` (dim ``chain``; budgets are given by
-    their ``fraction``, the per-stage profiles are left out)."""
+    their ``fraction``, the per-stage profiles are left out). ``batch`` is one size for every chain or a
+    mapping from chain name to size (None: each chain's default)."""
     from kit.memory.models import benchmark_chain
 
     rows = []
     for name in chains:
-        model, sample = benchmark_chain(name, batch=batch, seed=seed)
+        size = batch.get(name) if isinstance(batch, dict) else batch
+        model, sample = benchmark_chain(name, batch=size, seed=seed)
         data = tradeoff(model, sample, fractions=fractions, device=device, repeats=repeats, progress=progress)
         profiled = [key for key in data.data_vars if "stage" in data[key].dims]
         data = data.drop_vars([*profiled, "stage", "stage_module"]).swap_dims(budget="fraction")
         data = data.reset_coords("budget").rename(budget="budget_bytes")
         rows.append(data.assign_attrs(chain=name))
     out = xr.concat(rows, dim=xr.DataArray(list(chains), dims="chain", name="chain"), combine_attrs="drop_conflicts")
-    out.attrs.update(seed=seed, batch="default" if batch is None else batch)
+    out.attrs.update(seed=seed, batch="default" if batch is None else str(batch))
     return out

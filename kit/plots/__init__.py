@@ -1,7 +1,7 @@
 """Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state)."""
 
 from kit.plots.fields import field_snapshots
-from kit.plots.memory import memory_tradeoff, partitioning
+from kit.plots.memory import memory_tradeoff, partitioning, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
@@ -13,6 +13,7 @@ __all__ = [
     "memory_tradeoff",
     "online_vs_offline",
     "partitioning",
+    "profiler_accuracy",
     "salib_benchmark",
     "sampler_comparison",
     "save",

@@ -14,6 +14,12 @@ def memory_tradeoff(data: xr.Dataset) -> Figure:
     (filled, solid) and predicted (hollow, dashed); the budgets as grey ticks on the peak axis."""
     chains = list(data.chain.values) if "chain" in data.dims else [None]
     fig = Figure(figsize=(4.6 * len(chains), 4.0), layout="constrained")
+    _tradeoff_panels(fig, data, chains)
+    fig.suptitle(f"device: {data.attrs.get('device', '')}; grey lines: budgets", fontsize="small")
+    return fig
+
+
+def _tradeoff_panels(fig, data: xr.Dataset, chains: list) -> None:
     axes = np.atleast_1d(fig.subplots(1, len(chains), squeeze=False)[0])
     for ax, chain in zip(axes, chains, strict=True):
         part = data.sel(chain=chain) if chain is not None else data
@@ -34,7 +40,42 @@ def memory_tradeoff(data: xr.Dataset) -> Figure:
             title=f"{chain or ''} (best optimal / uniform time {ratio:.2f})",
         )
     axes[0].legend(fontsize="x-small", ncol=2)
-    fig.suptitle(f"device: {data.attrs.get('device', '')}; grey lines: budgets", fontsize="small")
+
+
+def profiler_accuracy(data: xr.Dataset) -> Figure:
+    """A recorded device run (``kit.memory.accuracy.load_recorded``): top, the host CPU allocator's bytes
+    against the device's, per stage (kept for the backward, transient peaks) and per planned step; bottom,
+    the time/peak trade-off measured on the device."""
+    chains = list(data.chain.values)
+    fig = Figure(figsize=(4.4 * len(chains), 8.2), layout="constrained")
+    top, bottom = fig.subfigures(2, 1)
+    stage_ax, step_ax, error_ax = top.subplots(1, 3)
+    for i, chain in enumerate(chains):
+        rows = data.sel(layer=data.layer_chain == chain)
+        for key, marker in (("xbar", "o"), ("bwd_tmp", "^")):
+            device, host = rows[key].sel(on="device") / 2**20, rows[key].sel(on="host") / 2**20
+            both = (device > 0) & (host > 0)  # stages without a transient peak have nothing to compare
+            stage_ax.scatter(device[both], host[both], color=f"C{i}", marker=marker, s=14, label=f"{chain} {key}")
+        step = data.step_peak.sel(chain=chain) / 2**20
+        step_ax.scatter(step.sel(on="device"), step.sel(on="host"), color=f"C{i}", label=chain)
+        errors = data.prediction_error_peak.sel(chain=chain).values.ravel()
+        error_ax.scatter(np.full(errors.shape, i), 100 * errors, color=f"C{i}", marker="_", s=200)
+    for ax, what in ((stage_ax, "per stage"), (step_ax, "peak of a planned step")):
+        low, high = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
+        ax.plot([low, high], [low, high], color="0.6", linewidth=0.8, zorder=0)
+        ax.set(xscale="log", yscale="log", xlabel=f"{data.attrs.get('device', 'device')} [MiB]",
+               ylabel="host CPU allocator [MiB]", title=f"{what}: CPU profile against the device")  # fmt: skip
+        ax.legend(fontsize="x-small")
+    error_ax.axhline(0, color="0.6", linewidth=0.8)
+    error_ax.set(xticks=range(len(chains)), xticklabels=chains, ylabel="measured / predicted peak - 1 [%]",
+                 title="device: peak of every plan against its prediction")  # fmt: skip
+    _tradeoff_panels(bottom, data, chains)
+    bottom.suptitle("time against peak on the device (grey lines: budgets)", fontsize="small")
+    fig.suptitle(
+        f"recorded on {data.attrs.get('device', '')} ({data.attrs.get('recorded', '')}, torch "
+        f"{data.attrs.get('torch', '')}, CUDA {data.attrs.get('cuda', '')}); batches {data.attrs.get('batch', '')}",
+        fontsize="small",
+    )
     return fig
 
 

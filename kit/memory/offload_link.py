@@ -1,0 +1,72 @@
+"""The link between a device and host memory, measured: bandwidth each way and how far copies overlap compute.
+
+Offloading activations to host memory costs what the link cannot hide behind computation. This measures, on
+pinned host buffers and a side CUDA stream, the device-to-host and host-to-device bandwidths and the overlap
+ratio (time of compute alone plus copy alone, over time of both at once: 2 when fully hidden, 1 when
+serialised), the parameters of the offloading model.
+"""
+
+from __future__ import annotations
+
+import torch
+import xarray as xr
+
+from kit.memory.profiling import check_device
+
+
+def measure_link(device="cuda", *, nbytes: int = 256 * 2**20, repeats: int = 5) -> xr.Dataset:
+    """Bandwidths (bytes/s, median of ``repeats`` copies of ``nbytes``) and overlap of ``device``'s host link."""
+    device = check_device(device)
+    if device.type != "cuda":
+        raise ValueError(f"device must be a CUDA device to measure a host link, got {str(device)!r}")
+    host = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    on_device = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    side = torch.cuda.Stream(device)
+    size = 4096
+    a = torch.randn(size, size, device=device)
+
+    def timed(work) -> float:
+        times = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize(device)
+            start.record()
+            work()
+            torch.cuda.synchronize(device)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        return sorted(times[1:])[len(times[1:]) // 2]
+
+    def copy_out():
+        with torch.cuda.stream(side):
+            host.copy_(on_device, non_blocking=True)
+        torch.cuda.current_stream(device).wait_stream(side)
+
+    def copy_in():
+        with torch.cuda.stream(side):
+            on_device.copy_(host, non_blocking=True)
+        torch.cuda.current_stream(device).wait_stream(side)
+
+    d2h, h2d = timed(copy_out), timed(copy_in)
+    steps = max(1, round(d2h / timed(lambda: a @ a)))  # as much compute as one copy takes
+
+    def compute():
+        for _ in range(steps):
+            a @ a
+
+    def both():
+        with torch.cuda.stream(side):
+            host.copy_(on_device, non_blocking=True)
+        compute()
+        torch.cuda.current_stream(device).wait_stream(side)
+
+    alone, together = timed(compute), timed(both)
+    data = xr.Dataset(
+        {
+            "d2h_bandwidth": ((), nbytes / d2h, {"units": "bytes/s"}),
+            "h2d_bandwidth": ((), nbytes / h2d, {"units": "bytes/s"}),
+            "overlap": ((), (alone + d2h) / together, {"units": "1"}),
+        }
+    )
+    return data.assign_attrs(device=torch.cuda.get_device_name(device), nbytes=nbytes, repeats=repeats)
