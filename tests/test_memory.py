@@ -315,7 +315,7 @@ def test_versus_greedy_reports_an_overflowing_fill_as_unusable():
 
 def test_a_recorded_run_keeps_its_provenance_and_names_what_is_missing(tmp_path):
     from kit.memory.accuracy import load_recorded, record
-    from kit.memory.offload_link import measure_link
+    from kit.memory.host_link import measure_link
 
     paths = record(tmp_path, device="cpu", batch={"mlp": 8}, repeats=1, parts=("profiler-accuracy", "tradeoff"))
     assert [p.name for p in paths] == ["profiler-accuracy.nc", "tradeoff.nc"]
@@ -329,3 +329,100 @@ def test_a_recorded_run_keeps_its_provenance_and_names_what_is_missing(tmp_path)
         record(tmp_path, device="cpu", parts=("links",))
     with pytest.raises(ValueError, match="must be a CUDA device"):
         measure_link("cpu")
+
+
+def test_an_offloaded_stage_frees_its_saved_tensors_between_forward_and_backward():
+    from kit.memory.host_link import HostLink
+    from kit.memory.schedule import with_offloads
+
+    # Two stages by hand: stage 0 saves 10 bytes beyond its 2-byte output, moved at 5 bytes/s each way.
+    costs = Costs(uf=np.array([1.0, 3.0]), ub=np.array([2.0, 4.0]), x=np.array([2, 1]), xbar=np.array([12, 1]),
+                  fwd_tmp=np.zeros(2, int), bwd_tmp=np.zeros(2, int), offloadable=np.array([10, 0]))  # fmt: skip
+    ops = with_offloads(operations(store_all(0, 1)), [0])
+    assert ops == [("Fe", 0), ("offload", 0), ("Fe", 1), ("prefetch", 0), ("B", 1), ("B", 0)]
+    # Fully hidden copies (2 s each beside 3 s and 4 s): store-all's time; the 10 bytes are back for B 1.
+    link = HostLink(5.0, 5.0, overlap=1.0)
+    # The peak is B 1's: delta[1] + abar[0] (prefetched) + abar[1] + the gradient of a[0] it allocates.
+    assert simulate(costs, ops, link) == (1 + 12 + 1 + 2, 10.0)
+    # Half of each operation hides the copy: 2 - 1.5 and 2 - 2 seconds are added.
+    assert simulate(costs, ops, HostLink(5.0, 5.0, overlap=0.5)) == (16, pytest.approx(10.5))
+    # Between the forward and backward of stage 1 only 2 of stage 0's 12 bytes stay: a third stage shows it.
+    three = Costs(uf=np.ones(3), ub=np.ones(3), x=np.array([2, 1, 1]), xbar=np.array([12, 1, 30]),
+                  fwd_tmp=np.zeros(3, int), bwd_tmp=np.zeros(3, int), offloadable=np.array([10, 0, 0]))  # fmt: skip
+    kept, moved = simulate(three, operations(store_all(0, 2))), simulate(three, with_offloads(
+        operations(store_all(0, 2)), [0]), link)  # fmt: skip
+    assert kept[0] - moved[0] == 10 and moved[1] == kept[1] + 2  # each 2 s copy beside a 1 s operation: +1 s
+    with pytest.raises(ValueError, match="prefetch 0 needs stage 0 offloaded first"):
+        simulate(costs, [("Fe", 0), ("prefetch", 0)], link)
+    with pytest.raises(ValueError, match="needs a host link"):
+        simulate(costs, ops)
+    with pytest.raises(ValueError, match=r"B 0 needs abar\[0\] \(prefetched if offloaded\)"):
+        simulate(costs, [("Fe", 0), ("offload", 0), ("Fe", 1), ("B", 1), ("B", 0)], link)
+
+
+@pytest.mark.parametrize("length", [2, 3, 4])
+def test_offloading_plans_fit_and_never_lose_to_recomputation_alone(length):
+    from kit.memory.host_link import HostLink
+    from kit.memory.schedule import with_offloads
+
+    rng = np.random.default_rng(10 + length)
+    for _ in range(4):
+        base = random_costs(rng, length)
+        costs = Costs(**{**base.__dict__, "offloadable": base.xbar - base.x})
+        link = HostLink(float(rng.uniform(0.5, 8)), float(rng.uniform(0.5, 8)), float(rng.uniform(0, 1)))
+        subsets = [[j for j in range(length - 1) if mask >> j & 1] for mask in range(2 ** (length - 1))]
+        scored = [simulate(costs, with_offloads(operations(tree), chosen), link)
+                  for tree in every_schedule(0, length - 1) for chosen in subsets]  # fmt: skip
+        peaks = sorted({peak for peak, _ in scored})
+        for budget in range(peaks[0], peaks[-1] + 1):
+            try:
+                alone = plan(costs, budget, slots=budget).predicted_time
+            except ValueError:
+                alone = np.inf
+            chosen = plan(costs, budget, "offload", slots=budget, link=link)
+            assert chosen.predicted_peak <= budget and chosen.predicted_time <= alone + 1e-9
+            # The plan's prediction is its schedule's exact replay, and no schedule is faster than the best.
+            assert simulate(costs, chosen.operations, link) == (chosen.predicted_peak, chosen.predicted_time)
+            assert chosen.predicted_time >= min(time for peak, time in scored if peak <= budget) - 1e-9
+    with pytest.raises(ValueError, match="needs link=HostLink"):
+        plan(costs, strategy="offload")
+    with pytest.raises(ValueError, match="overlap must be in"):
+        HostLink(1.0, 1.0, overlap=2.0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_offloading_plan_gives_the_eager_gradients(device):
+    import copy
+
+    from kit.memory.execute import mean_square, run
+    from kit.memory.host_link import HostLink
+
+    model, inputs = dropout_bn_chain().to(device), torch.randn(32, 16).to(device)
+    eager, planned = copy.deepcopy(model), copy.deepcopy(model)
+    costs = Costs.from_profile(profile(copy.deepcopy(model), inputs, device, repeats=1))
+    offloaded = tuple(j for j in range(costs.length - 1) if costs.moved(j) > 0)
+    assert offloaded  # BatchNorm and dropout save tensors beyond their outputs
+    from kit.memory.plan import Plan
+
+    chosen = Plan("offload", None, store_all(0, costs.length - 1), 0, 0.0, offloaded, HostLink(1e9, 1e9))
+    assert [op for op, _ in chosen.operations].count("offload") == len(offloaded)
+    torch.manual_seed(11)
+    expected = mean_square(eager(inputs))
+    expected.backward()
+    torch.manual_seed(11)
+    loss = run(planned, chosen, inputs)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_offloading_is_planned_against_recomputation_for_each_link():
+    from kit.memory.offloading import sweep
+
+    data = sweep([1e6, 1e12], ["transformer"], overlap=1.0, batch=2, fractions=(0.0, 0.6), repeats=1)
+    ratio = data.time_ratio_offload_predicted.sel(chain="transformer")
+    assert (ratio <= 1 + 1e-12).all() and not np.isfinite(data.measured_time).any()  # planned, not executed
+    moved = data.offloaded_stages.sel(strategy="offload", chain="transformer", fraction=0.6)
+    assert int(moved.sel(bandwidth=1e6)) == 0 < int(moved.sel(bandwidth=1e12))  # a slow link is not worth it
+    assert float(ratio.sel(bandwidth=1e12, fraction=0.6)) < 1
+    assert (data.predicted_peak <= data.budget_bytes).all()

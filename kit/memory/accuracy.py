@@ -114,18 +114,21 @@ def record(
     batch=GPU_BATCHES,
     repeats: int = 5,
     seed: int = 0,
-    parts=("profiler-accuracy", "tradeoff", "host-link"),
+    parts=("profiler-accuracy", "tradeoff", "host-link", "offload"),
+    link=None,
 ) -> list[Path]:
-    """Run :func:`profiler_accuracy`, the time/peak trade-off (:func:`kit.memory.tradeoff.benchmark`) and the
-    host link's measurement (:func:`kit.memory.offload_link.measure_link`) on ``device`` and write them to
-    ``directory`` as ``profiler-accuracy.nc``, ``tradeoff.nc`` and ``host-link.nc``, with the card's name, torch
-    and CUDA versions and the date in their attributes (``parts`` chooses which). Returns the paths written."""
+    """Run :func:`profiler_accuracy`, the time/peak trade-off (:func:`kit.memory.tradeoff.benchmark`), the
+    host link's measurement (:func:`kit.memory.host_link.measure_link`) and offloading against recomputation
+    (:func:`kit.memory.offloading.compare`, over ``link`` or the link measured here) on ``device``; write them
+    to ``directory`` as ``<part>.nc`` (``parts`` chooses which), with the card's name, torch and CUDA versions
+    and the date in their attributes. Returns the paths written."""
     import datetime
 
     import torch
 
     from kit import __version__
-    from kit.memory.offload_link import measure_link
+    from kit.memory.host_link import HostLink, measure_link
+    from kit.memory.offloading import compare
     from kit.memory.tradeoff import benchmark
 
     directory = Path(directory)
@@ -137,10 +140,23 @@ def record(
         "cuda": str(torch.version.cuda),
         "kit": __version__,
     }
+    measured: dict = {}
+
+    def host_link():
+        if "link" not in measured:
+            measured["link"] = measure_link(device)
+        return measured["link"]
+
+    def offload():
+        over = link or HostLink.from_dataset(host_link())
+        deep = tuple(name for name in chains if name != "mlp")  # an MLP's stages save nothing beyond outputs
+        return compare(deep, over, batch=batch, device=device, execute=True, repeats=repeats, seed=seed)
+
     runs = {
         "profiler-accuracy": lambda: profiler_accuracy(chains, device=device, batch=batch, repeats=repeats, seed=seed),
         "tradeoff": lambda: benchmark(chains, batch=batch, device=device, repeats=repeats, seed=seed, progress=False),
-        "host-link": lambda: measure_link(device),
+        "host-link": host_link,
+        "offload": offload,
     }
     unknown = set(parts) - set(runs)
     if unknown:

@@ -5,11 +5,14 @@ grad and keeps its output, ``Fe`` runs it with grad from a detached copy of its 
 one stage from the gradient of its output (the last stage from the loss) and leaves the gradient of its
 input. Recomputations replay the random state of the stage's first forward (dropout masks agree) and
 restore the stage's buffers afterwards (BatchNorm running statistics are updated once), so gradients and
-buffers equal those of eager execution.
+buffers equal those of eager execution. ``offload`` copies the tensors a stage saved for its backward (not
+its input, output or parameters) to host memory on a side CUDA stream beside the next operation, then frees
+them; ``prefetch`` copies them back beside the next operation.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import numpy as np
@@ -36,6 +39,9 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
     states: dict[int, tuple] = {}  # random state before the first forward of each recomputed stage
     runs = Counter(j for op, j in plan.operations if op in ("Fn", "Fe"))
     restore: dict[int, list] = {}  # buffers to put back once a recomputed stage's graph is gone
+    offloaded = {j for op, j in plan.operations if op == "offload"}
+    saved: dict[int, _SavedTensors] = {}  # what offloaded stages saved for their backward
+    pending: list = []  # copies to complete once the next operation is queued
     loss_value = None
     last = len(chain) - 1
 
@@ -58,6 +64,12 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
         return out
 
     for op, j in plan.operations:
+        if op == "offload":
+            pending.append(saved[j].offload(chain[j], *graphs[j]))
+            continue
+        if op == "prefetch":
+            pending.append(saved[j].prefetch())
+            continue
         if op == "Fn":
             with torch.no_grad():
                 kept[j] = forward(j, input_of(j))
@@ -65,7 +77,12 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
             source = input_of(j).detach()
             if j > 0 and source.is_floating_point():
                 source.requires_grad_(True)
-            graphs[j] = (source, forward(j, source))
+            if j in offloaded:
+                saved[j] = _SavedTensors(source.device)
+                with torch.autograd.graph.saved_tensors_hooks(saved[j].pack, _SavedTensors.unpack):
+                    graphs[j] = (source, forward(j, source))
+            else:
+                graphs[j] = (source, forward(j, source))
         elif op == "B":
             source, output = graphs.pop(j)
             if j == last:
@@ -81,7 +98,82 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
                 _put_back(chain[j], restore.pop(j))
         elif op == "free":
             del kept[j]
+            continue
+        for complete in pending:  # the copies ran beside the operation just queued
+            complete()
+        pending = []
     return loss_value
+
+
+class _SavedTensors:
+    """The tensors one stage's forward saved for its backward, each in a box that ``offload`` empties to
+    host memory and ``prefetch`` refills on the device."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.boxes = device, []
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def pack(self, tensor: torch.Tensor) -> list:
+        box = [tensor, None]  # [on the device, in host memory]
+        self.boxes.append(box)
+        return box
+
+    @staticmethod
+    def unpack(box: list) -> torch.Tensor:
+        return box[0]
+
+    def offload(self, stage: torch.nn.Module, source: torch.Tensor, output: torch.Tensor):
+        """Start copying to host what only the backward needs; returns what frees the device copies."""
+        stay = {t.untyped_storage().data_ptr() for t in (source, output, *stage.parameters(), *stage.buffers())}
+        moving = [box for box in self.boxes if box[0].untyped_storage().data_ptr() not in stay]
+        with self._side():
+            for box in moving:
+                tensor = box[0]
+                box[1] = torch.empty_strided(
+                    tensor.size(), tensor.stride(), dtype=tensor.dtype, pin_memory=self.stream is not None
+                )
+                box[1].copy_(tensor, non_blocking=self.stream is not None)
+        done = self._mark()
+
+        def complete():
+            done()
+            for box in moving:
+                box[0] = None
+
+        return complete
+
+    def prefetch(self):
+        """Start copying the moved tensors back; returns what hands them to the backward."""
+        moving = [box for box in self.boxes if box[0] is None]
+        copies = [torch.empty_strided(b[1].size(), b[1].stride(), dtype=b[1].dtype, device=self.device) for b in moving]
+        with self._side():
+            for box, copy in zip(moving, copies, strict=True):
+                copy.copy_(box[1], non_blocking=self.stream is not None)
+        done = self._mark(wait_on_device=True)
+
+        def complete():
+            done()
+            for box, copy in zip(moving, copies, strict=True):
+                box[0], box[1] = copy, None
+
+        return complete
+
+    def _side(self):
+        """Copies run on the side stream, after what the current stream queued (nothing to order on CPU)."""
+        if self.stream is None:
+            return contextlib.nullcontext()
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        return torch.cuda.stream(self.stream)
+
+    def _mark(self, *, wait_on_device: bool = False):
+        """What waits for the copies queued so far: the host (to free them) or the current stream (to use them)."""
+        if self.stream is None:
+            return lambda: None
+        event = torch.cuda.Event()
+        event.record(self.stream)
+        if wait_on_device:
+            return lambda: torch.cuda.current_stream(self.device).wait_event(event)
+        return event.synchronize
 
 
 def measure(model: torch.nn.Module, plan, inputs: torch.Tensor, *, loss=mean_square, repeats: int = 3) -> dict:

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.memory.schedule import Checkpoint, Costs, Keep, operations, segments, simulate, store_all, uniform_bounds
+from kit.memory.schedule import (
+    Checkpoint,
+    Costs,
+    Keep,
+    operations,
+    segments,
+    simulate,
+    store_all,
+    uniform_bounds,
+    with_offloads,
+)
 
 #: Strategies understood by :func:`plan`.
 STRATEGIES = ("optimal", "uniform", "store_all", "recompute_all")
@@ -22,35 +32,41 @@ STRATEGIES = ("optimal", "uniform", "store_all", "recompute_all")
 
 @dataclass(frozen=True)
 class Plan:
-    """A schedule with its predicted peak (bytes, beyond input and parameters) and time (seconds)."""
+    """A schedule with its predicted peak (bytes, beyond input and parameters) and time (seconds); the stages
+    whose saved tensors go to host memory between their forward and backward (``offloaded``, over ``link``)."""
 
     strategy: str
     budget: int | None
     schedule: Keep | Checkpoint
     predicted_peak: int
     predicted_time: float
+    offloaded: tuple[int, ...] = ()
+    link: object = None
 
     @property
     def operations(self) -> list[tuple[str, int]]:
-        return operations(self.schedule)
+        return with_offloads(operations(self.schedule), self.offloaded)
 
 
-def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots: int = 500) -> Plan:
+def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots: int = 500, link=None) -> Plan:
     """The ``strategy``'s plan for the chain ``profile`` describes (``kit.memory.profile``, or ``Costs``).
 
     ``store_all`` keeps every graph; ``recompute_all`` keeps every stage's input and recomputes each stage
     once; ``uniform`` is ``checkpoint_sequential`` with the number of equal segments that is fastest within
-    the budget; ``optimal`` is the dynamic program. A budget below what the strategy can reach is an error
-    stating the least budget it needs.
+    the budget; ``optimal`` is the dynamic program; ``offload`` keeps, recomputes or offloads each stage's
+    saved tensors to host memory over ``link`` (a :class:`~kit.memory.host_link.HostLink`), never slower
+    than ``optimal``. A budget below what the strategy can reach is an error stating the least budget it needs.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if strategy not in (*STRATEGIES, "offload"):
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {[*STRATEGIES, 'offload']}")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget <= 0):
         raise ValueError(f"budget must be None or a number of bytes > 0, got {budget!r}")
     costs = profile if isinstance(profile, Costs) else Costs.from_profile(profile)
     last = costs.length - 1
     if strategy == "optimal":
         return _optimal(costs, budget, slots)
+    if strategy == "offload":
+        return _offload(costs, budget, slots, link)
     candidates = {
         "store_all": [store_all(0, last)],
         "recompute_all": [segments(0, last, list(range(1, costs.length)))],
@@ -65,14 +81,15 @@ def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots
     return Plan(strategy, budget, tree, peak, time)
 
 
-def _optimal(costs: Costs, budget: int | None, slots: int) -> Plan:
+def _optimal(costs: Costs, budget: int | None, slots: int, offloaded=(), link=None, strategy="optimal") -> Plan:
     ceiling, _ = simulate(costs, operations(store_all(0, costs.length - 1)))
     budget_bytes = ceiling if budget is None else int(budget)
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
         raise ValueError(f"slots must be an int >= 1, got {slots!r}")
     slot = max(1, -(-budget_bytes // slots))  # bytes per slot, sizes rounded up: plans never exceed the budget
     m = max(budget_bytes - int(costs.loss_bytes), 0) // slot  # the loss is held for the whole step
-    table, choice = _program(costs, m, slot)
+    offload = _offload_terms(costs, offloaded, link)
+    table, choice = _program(costs, m, slot, offload)
     last = costs.length - 1
     # Slot rounding can hide a schedule that fits in bytes: store-all, equal segments and the least-memory
     # schedule are also checked exactly.
@@ -80,18 +97,57 @@ def _optimal(costs: Costs, budget: int | None, slots: int) -> Plan:
         segments(0, last, uniform_bounds(costs.length, k)) for k in range(2, costs.length + 1)
     ]
     if np.isfinite(table[0, last][m]):
-        trees.append(_rebuild(choice, 0, last, m, costs, slot))
+        trees.append(_rebuild(choice, 0, last, m, costs, slot, offload))
     else:
         trees.append(least_schedule(costs, slots))
-    scored = [(*simulate(costs, operations(tree)), tree) for tree in trees]
+    scored = []
+    for tree in trees:
+        ops = with_offloads(operations(tree), offloaded)
+        moved = tuple(sorted(j for op, j in ops if op == "offload"))
+        scored.append((*simulate(costs, ops, link), moved, tree))
     fitting = [item for item in scored if item[0] <= budget_bytes]
     if not fitting:
         raise ValueError(
             f"budget {budget_bytes} bytes is below what any schedule needs: the least-memory schedule found "
             f"peaks at {least_peak(costs, slots)} bytes"
         )
-    peak, time, tree = min(fitting, key=lambda item: (item[1], item[0]))
-    return Plan("optimal", budget, tree, peak, time)
+    peak, time, moved, tree = min(fitting, key=lambda item: (item[1], item[0]))
+    return Plan(strategy, budget, tree, peak, time, moved, link if moved else None)
+
+
+def _offload(costs: Costs, budget: int | None, slots: int, link) -> Plan:
+    """The dynamic program run for sets of offloaded stages found by local search: from no stage and from
+    every stage with saved tensors to move, toggle the stage that shortens the plan most until none does."""
+    if link is None:
+        raise ValueError("strategy 'offload' needs link=HostLink(d2h_bandwidth, h2d_bandwidth, overlap)")
+    candidates = [j for j in range(costs.length - 1) if costs.moved(j) > 0]
+
+    def attempt(chosen: frozenset) -> Plan | None:
+        try:
+            return _optimal(costs, budget, slots, tuple(sorted(chosen)), link, "offload")
+        except ValueError:  # nothing fits the budget with this set
+            return None
+
+    def time(result) -> float:
+        return np.inf if result is None else result.predicted_time
+
+    found = []
+    for start in (frozenset(), frozenset(candidates)):
+        chosen, best = start, attempt(start)
+        while True:
+            trials = [(attempt(chosen ^ {j}), chosen ^ {j}) for j in candidates]
+            top, top_set = min(trials, key=lambda item: time(item[0]), default=(None, None))
+            if time(top) >= time(best):
+                break
+            best, chosen = top, top_set
+        found.append(best)
+    winner = min(found, key=time)
+    if winner is None:
+        raise ValueError(
+            f"budget {budget} bytes is below what any schedule needs, offloading included (recompute only: at "
+            f"least {least_peak(costs, slots)} bytes)"
+        )
+    return winner
 
 
 def least_schedule(costs: Costs, slots: int = 500):
@@ -110,27 +166,53 @@ def least_peak(costs: Costs, slots: int = 500) -> int:
     return simulate(costs, operations(least_schedule(costs, slots)))[0]
 
 
-def _sizes(costs: Costs, slot: int) -> dict[str, np.ndarray]:
+def _sizes(costs: Costs, slot: int, offload: dict | None = None) -> dict[str, np.ndarray]:
     def up(values):
         return -(-np.asarray(values, dtype=np.int64) // slot)
 
     grad_in = [costs.grad_in(s) for s in range(costs.length)]
     grad = [costs.grads(s, s) for s in range(costs.length)]
+    moved = np.zeros(costs.length, dtype=np.int64) if offload is None else offload["moved"]
+    # Moved bytes are resident again beside the next stage's forward (offload) and backward (prefetch).
+    beside = np.concatenate([[0], up(moved)[:-1]])
     return {
         "grad": up(grad),
         "x": up(costs.x),
         "xbar": up(costs.xbar),
-        "fwd_tmp": up(costs.fwd_tmp),
-        "bwd_tmp": up(costs.bwd_tmp),
+        "hold": up(np.asarray(costs.xbar, dtype=np.int64) - moved),  # kept while the later stages run
+        "fwd_tmp": up(costs.fwd_tmp) + beside,
+        "bwd_tmp": up(costs.bwd_tmp) + beside,
         "grad_in": up(grad_in),
     }
 
 
-def _program(costs: Costs, m_max: int, slot: int):
+def _offload_terms(costs: Costs, offloaded, link) -> dict | None:
+    """Bytes moved and time added when each stage of ``offloaded`` goes to host memory (None: none)."""
+    if not offloaded:
+        return None
+    if link is None:
+        raise ValueError("offloading needs a host link: pass link=HostLink(d2h_bandwidth, h2d_bandwidth, overlap)")
+    n = costs.length
+    bad = [j for j in offloaded if not 0 <= j < n - 1]
+    if bad:
+        raise ValueError(f"stages {bad} cannot be offloaded: choose stages 0..{n - 2} (the last has no later stage)")
+    moved, penalty = np.zeros(n, dtype=np.int64), np.zeros(n)
+    for j in offloaded:
+        moved[j] = costs.moved(j)
+        out = moved[j] / link.d2h_bandwidth - link.overlap * float(costs.uf[j + 1])
+        back = moved[j] / link.h2d_bandwidth - link.overlap * float(costs.ub[j + 1])
+        penalty[j] = max(0.0, out) + max(0.0, back)
+    return {"moved": moved, "penalty": penalty}
+
+
+def _program(costs: Costs, m_max: int, slot: int, offload: dict | None = None):
     """``table[s, t][m]``: least time of a schedule of stages ``s..t`` within ``m`` slots (inf if none);
-    ``choice[s, t][m]``: -1 none, 0 keep, ``k > s`` checkpoint at ``split = k``."""
-    n, size = costs.length, _sizes(costs, slot)
+    ``choice[s, t][m]``: -1 none, 0 keep, ``k > s`` checkpoint at ``split = k``. With ``offload``, a kept
+    stage followed by others holds only what stays on the device and pays its copies' unhidden time."""
+    n, size = costs.length, _sizes(costs, slot, offload)
     x, xbar, ftmp, btmp, grad_in = size["x"], size["xbar"], size["fwd_tmp"], size["bwd_tmp"], size["grad_in"]
+    hold = size["hold"]
+    penalty = np.zeros(n) if offload is None else offload["penalty"]
     grad = size["grad"]
     grads = np.concatenate([[0], np.cumsum(grad)])  # grads[b] - grads[a]: parameter gradients of stages a..b-1
     uf, ub = np.asarray(costs.uf, dtype=float), np.asarray(costs.ub, dtype=float)
@@ -152,8 +234,8 @@ def _program(costs: Costs, m_max: int, slot: int):
             else:
                 need = max(forward_peak, xbar[s] + x[s] + backward_peak)
                 keep = np.full(m_max + 1, np.inf)
-                inside = memory >= max(need, xbar[s])
-                keep[inside] = uf[s] + ub[s] + table[s + 1, t][memory[inside] - xbar[s]]
+                inside = memory >= max(need, hold[s])
+                keep[inside] = uf[s] + ub[s] + penalty[s] + table[s + 1, t][memory[inside] - hold[s]]
             better = keep < best
             best[better], pick[better] = keep[better], 0
             # Checkpoint at split: a sweep without grad keeps a[split - 1], then right, then left.
@@ -173,14 +255,14 @@ def _program(costs: Costs, m_max: int, slot: int):
     return table, choice
 
 
-def _rebuild(choice, s: int, t: int, m: int, costs: Costs, slot: int):
+def _rebuild(choice, s: int, t: int, m: int, costs: Costs, slot: int, offload: dict | None = None):
     """The schedule tree the program chose for stages ``s..t`` within ``m`` slots."""
-    size = _sizes(costs, slot)
+    size = _sizes(costs, slot, offload)
     pick = int(choice[s, t][m])
     if pick == 0:
-        rest = _rebuild(choice, s + 1, t, m - int(size["xbar"][s]), costs, slot) if s < t else None
+        rest = _rebuild(choice, s + 1, t, m - int(size["hold"][s]), costs, slot, offload) if s < t else None
         return Keep(s, rest)
     j = pick - 1
-    right = _rebuild(choice, pick, t, m - int(size["x"][j]), costs, slot)
+    right = _rebuild(choice, pick, t, m - int(size["x"][j]), costs, slot, offload)
     held = int(size["grad"][pick : t + 1].sum())
-    return Checkpoint(s, pick, right, _rebuild(choice, s, j, m - held, costs, slot))
+    return Checkpoint(s, pick, right, _rebuild(choice, s, j, m - held, costs, slot, offload))

@@ -11,8 +11,10 @@ et al. 2019):
   ``s..split-1``, which recomputes them from ``a[s-1]``).
 
 :func:`operations` turns a tree into the operations a runtime executes (``Fn`` forward without grad, ``Fe``
-forward with grad, ``B`` backward, ``free``) and :func:`simulate` replays them on the memory model in
-bytes: the peak (beyond the chain's input, the parameters and their gradients) and the time.
+forward with grad, ``B`` backward, ``free``); :func:`with_offloads` adds ``offload`` and ``prefetch``
+operations that move a kept stage's saved tensors to host memory and back; :func:`simulate` replays them on
+the memory model in bytes: the peak (beyond the chain's input, the parameters and their gradients) and the
+time.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ class Costs:
     ``x[i]`` is the output of stage ``i``; the input of stage 0 is held throughout and not counted;
     ``grad[i]`` the bytes of stage ``i``'s parameter gradients, allocated by its backward and kept to the end
     of the step (as after ``zero_grad(set_to_none=True)``); ``loss_bytes`` the loss value, counted for the
-    whole step; ``input_grad`` says whether the backward of stage 0 allocates a gradient for the input.
+    whole step; ``input_grad`` says whether the backward of stage 0 allocates a gradient for the input;
+    ``offloadable[i]`` the bytes of ``xbar[i]`` beyond the output (tensors autograd saved) that an offload
+    moves to host memory.
     """
 
     uf: np.ndarray
@@ -42,6 +46,7 @@ class Costs:
     loss_bytes: int = 0
     input_bytes: int = 0
     input_grad: bool = False
+    offloadable: np.ndarray | None = None
 
     def grads(self, s: int, t: int) -> int:
         """Bytes of the parameter gradients of stages ``s..t``."""
@@ -62,8 +67,15 @@ class Costs:
         """The costs of a ``kit.memory.profile`` Dataset."""
         get = {key: np.asarray(profile[key].values) for key in ("uf", "ub", "x", "xbar", "fwd_tmp", "bwd_tmp")}
         grad = np.asarray(profile["grad_bytes"].values)
+        saved = np.asarray(profile["saved_hooks"].values) if "saved_hooks" in profile else get["x"]
+        offloadable = np.clip(saved - get["x"], 0, np.maximum(get["xbar"] - get["x"], 0))
         # The loss of kit.memory.execute.mean_square: one float32 scalar.
-        return cls(**get, grad=grad, loss_bytes=4, input_bytes=int(profile.attrs.get("input_bytes", 0)))
+        input_bytes = int(profile.attrs.get("input_bytes", 0))
+        return cls(**get, grad=grad, loss_bytes=4, input_bytes=input_bytes, offloadable=offloadable)
+
+    def moved(self, j: int) -> int:
+        """Bytes an offload of stage ``j`` moves to host memory."""
+        return 0 if self.offloadable is None else int(self.offloadable[j])
 
 
 @dataclass(frozen=True)
@@ -94,22 +106,58 @@ def operations(tree) -> list[tuple[str, int]]:
     return [*sweep, *operations(tree.right), ("free", tree.split - 1), *operations(tree.left)]
 
 
-def simulate(costs: Costs, ops: list[tuple[str, int]]) -> tuple[int, float]:
+def with_offloads(ops: list[tuple[str, int]], offloaded) -> list[tuple[str, int]]:
+    """``ops`` with each stage ``j`` of ``offloaded`` moved to host memory after its forward with grad (an
+    ``offload`` beside the next forward) and back before the backward of stage ``j + 1`` that precedes its
+    own (a ``prefetch``). Stages whose forward with grad is not followed by the next stage's forward (nothing
+    runs between their forward and backward) are left in place."""
+    offloaded, out, away = set(offloaded), [], set()
+    for index, (op, j) in enumerate(ops):
+        following = ops[index + 1] if index + 1 < len(ops) else None
+        if op == "B" and following == ("B", j - 1) and j - 1 in away:
+            out.append(("prefetch", j - 1))
+            away.discard(j - 1)
+        out.append((op, j))
+        if op == "Fe" and j in offloaded and following in (("Fn", j + 1), ("Fe", j + 1)):
+            out.append(("offload", j))
+            away.add(j)
+    return out
+
+
+def simulate(costs: Costs, ops: list[tuple[str, int]], link=None) -> tuple[int, float]:
     """Peak bytes and time of ``ops`` on the memory model, starting with the last output's gradient held.
 
     Live tensors: ``a[j]`` (output kept by a forward without grad), ``abar[j]`` (output and saved tensors of
     a forward with grad), ``delta[j]`` (gradient of ``a[j]``), ``grad[j]`` (parameter gradients, kept to the
     end). A forward needs its input, a backward its ``abar`` and ``delta``; transients count while their
-    operation runs. Violations raise ``ValueError``.
+    operation runs. ``offload j`` copies the moved bytes of ``abar[j]`` to host beside the next operation and
+    frees them after it; ``prefetch j`` allocates them again and copies them back beside the next operation;
+    a copy adds the part of its time (bytes / bandwidth of ``link``, a :class:`~kit.memory.host_link.HostLink`)
+    that ``link.overlap`` of the operation's time does not hide. Violations raise ``ValueError``.
     """
     last = costs.length - 1
     live: dict[tuple[str, int], int] = {("delta", last): int(costs.x[last]), ("loss", last): int(costs.loss_bytes)}
     peak, seconds = sum(live.values()), 0.0
+    pending: list[tuple[str, int, float]] = []  # copies running beside the next operation
+    away: set[int] = set()  # stages whose moved bytes are in host memory
 
     def has_input(j):
         return j == 0 or ("a", j - 1) in live or ("abar", j - 1) in live
 
     for op, j in ops:
+        if op in ("offload", "prefetch"):
+            if link is None:
+                raise ValueError(f"{op} {j} needs a host link (bandwidths and overlap) to be timed")
+            if op == "offload" and (("abar", j) not in live or j in away):
+                raise ValueError(f"offload {j} needs abar[{j}] in device memory")
+            if op == "prefetch" and j not in away:
+                raise ValueError(f"prefetch {j} needs stage {j} offloaded first")
+            if op == "prefetch":
+                live[("abar", j)] += costs.moved(j)
+                away.discard(j)
+            bandwidth = link.d2h_bandwidth if op == "offload" else link.h2d_bandwidth
+            pending.append((op, j, costs.moved(j) / bandwidth))
+            continue
         now = sum(live.values())
         if op in ("Fn", "Fe"):
             if not has_input(j):
@@ -117,24 +165,32 @@ def simulate(costs: Costs, ops: list[tuple[str, int]]) -> tuple[int, float]:
             size = int(costs.x[j]) if op == "Fn" else int(costs.xbar[j])
             peak = max(peak, now + size + int(costs.fwd_tmp[j]))
             live[("a" if op == "Fn" else "abar", j)] = size
-            seconds += float(costs.uf[j])
+            duration = float(costs.uf[j])
         elif op == "B":
-            if ("abar", j) not in live or ("delta", j) not in live or not has_input(j):
-                raise ValueError(f"B {j} needs abar[{j}], delta[{j}] and its input in memory")
+            if ("abar", j) not in live or ("delta", j) not in live or not has_input(j) or j in away:
+                raise ValueError(f"B {j} needs abar[{j}] (prefetched if offloaded), delta[{j}] and its input in memory")
             grad = costs.grad_in(j)
             peak = max(peak, now + grad + costs.grads(j, j) + int(costs.bwd_tmp[j]))
             del live[("abar", j)], live[("delta", j)]
             live[("grad", j)] = costs.grads(j, j)
             if j > 0:
                 live[("delta", j - 1)] = grad
-            seconds += float(costs.ub[j])
+            duration = float(costs.ub[j])
         elif op == "free":
             del live[("a", j)]
+            continue
         else:
             raise ValueError(f"unknown operation {op!r}")
+        hidden = 0.0 if link is None else link.overlap * duration
+        seconds += duration + max(0.0, sum(copy for _, _, copy in pending) - hidden)
+        for kind, k, _ in pending:
+            if kind == "offload":
+                live[("abar", k)] -= costs.moved(k)
+                away.add(k)
+        pending = []
     left = sorted(key for key in live if key[0] not in ("grad", "loss"))
-    if left:
-        raise ValueError(f"the schedule leaves {left} in memory")
+    if left or away or pending:
+        raise ValueError(f"the schedule leaves {left or sorted(away) or pending} in memory or in flight")
     return int(peak), seconds
 
 

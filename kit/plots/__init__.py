@@ -1,7 +1,7 @@
 """Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state)."""
 
 from kit.plots.fields import field_snapshots
-from kit.plots.memory import memory_tradeoff, partitioning, profiler_accuracy
+from kit.plots.memory import memory_tradeoff, offloading, partitioning, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
@@ -11,6 +11,7 @@ __all__ = [
     "buffer_policies",
     "field_snapshots",
     "memory_tradeoff",
+    "offloading",
     "online_vs_offline",
     "partitioning",
     "profiler_accuracy",

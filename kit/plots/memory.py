@@ -104,3 +104,45 @@ def partitioning(data: xr.Dataset) -> Figure:
         fontsize="small",
     )
     return fig
+
+
+def offloading(data: xr.Dataset, recorded: xr.Dataset | None = None) -> Figure:
+    """Per chain: predicted time of the best keep / recompute / offload plan over recomputation alone
+    against the budget, one line per host-link bandwidth (``kit.memory.offloading.sweep``); with
+    ``recorded`` (a GPU run of ``kit.memory.offloading.compare``), a last panel of its ratios, predicted and
+    measured."""
+    chains = list(data.chain.values)
+    panels = len(chains) + (recorded is not None)
+    fig = Figure(figsize=(4.2 * panels, 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, panels, squeeze=False)[0])
+    for ax, chain in zip(axes, chains, strict=False):
+        part = data.sel(chain=chain)
+        for i, bandwidth in enumerate(part.bandwidth.values):
+            run = part.sel(bandwidth=bandwidth)
+            moved = run.offloaded_stages.sel(strategy="offload")
+            ax.plot(run.fraction, run.time_ratio_offload_predicted, "o-", color=f"C{i}",
+                    label=f"{bandwidth / 1e9:g} GB/s")  # fmt: skip
+            for fraction, ratio, count in zip(run.fraction.values, run.time_ratio_offload_predicted.values,
+                                              moved.values, strict=True):  # fmt: skip
+                if count:
+                    ax.annotate(f"{int(count)}", (fraction, ratio), fontsize="x-small", xytext=(2, 2),
+                                textcoords="offset points", color=f"C{i}")  # fmt: skip
+        ax.axhline(1.0, color="0.6", linewidth=0.8)
+        ax.set(xlabel="budget: 0 least peak of recomputation, 1 store-all", title=f"{chain} (planned)",
+               ylabel="time offload+recompute / recompute only")  # fmt: skip
+    axes[0].legend(title="host link", fontsize="x-small")
+    if recorded is not None:
+        ax = axes[-1]
+        for i, chain in enumerate(recorded.chain.values):
+            run = recorded.sel(chain=chain)
+            ax.plot(run.fraction, run.time_ratio_offload_measured, "o-", color=f"C{i}", label=f"{chain} measured")
+            ax.plot(run.fraction, run.time_ratio_offload_predicted, "--", color=f"C{i}", label=f"{chain} predicted")
+        ax.axhline(1.0, color="0.6", linewidth=0.8)
+        link = f"{recorded.attrs.get('d2h_bandwidth', 0) / 1e9:.0f} GB/s"
+        moved = int(recorded.offloaded_stages.sel(strategy="offload").sum())
+        title = f"{recorded.attrs.get('device', 'GPU')}, {link}: executed, {moved} stages offloaded"
+        ax.set(xlabel="budget fraction", ylabel="time offload / optimal", title=title)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(f"profiles: {data.attrs.get('device', '')}; overlap {data.attrs.get('overlap', '')}; "
+                 "numbers: stages offloaded", fontsize="small")  # fmt: skip
+    return fig

@@ -1,21 +1,47 @@
-"""The link between a device and host memory, measured: bandwidth each way and how far copies overlap compute.
+"""The link between a device and host memory: bandwidth each way and how far copies overlap compute.
 
-Offloading activations to host memory costs what the link cannot hide behind computation. This measures, on
-pinned host buffers and a side CUDA stream, the device-to-host and host-to-device bandwidths and the overlap
-ratio (time of compute alone plus copy alone, over time of both at once: 2 when fully hidden, 1 when
-serialised), the parameters of the offloading model.
+Offloading activations to host memory costs what the link cannot hide behind computation. :class:`HostLink`
+holds the offloading model's parameters; :func:`measure_link` measures them on pinned host buffers and a side
+CUDA stream: the device-to-host and host-to-device bandwidths and the overlap ratio (time of compute alone
+plus copy alone, over time of both at once: 2 when the copy is fully hidden, 1 when serialised).
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+
 import xarray as xr
 
-from kit.memory.profiling import check_device
+
+@dataclass(frozen=True)
+class HostLink:
+    """Bandwidths (bytes/s) to and from host memory and ``overlap``, the fraction of a copy's time that the
+    computation running beside it hides (1: fully, 0: the copy adds its whole time)."""
+
+    d2h_bandwidth: float
+    h2d_bandwidth: float
+    overlap: float = 1.0
+
+    def __post_init__(self):
+        for name in ("d2h_bandwidth", "h2d_bandwidth"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HostLink {name} must be > 0 bytes/s, got {getattr(self, name)!r}")
+        if not 0 <= self.overlap <= 1:
+            raise ValueError(f"HostLink overlap must be in [0, 1], got {self.overlap!r}")
+
+    @classmethod
+    def from_dataset(cls, data: xr.Dataset) -> HostLink:
+        """The link :func:`measure_link` measured (its overlap ratio r in [1, 2] hides a fraction r - 1)."""
+        ratio = float(data["overlap"])
+        return cls(float(data["d2h_bandwidth"]), float(data["h2d_bandwidth"]), min(max(ratio - 1, 0.0), 1.0))
 
 
 def measure_link(device="cuda", *, nbytes: int = 256 * 2**20, repeats: int = 5) -> xr.Dataset:
     """Bandwidths (bytes/s, median of ``repeats`` copies of ``nbytes``) and overlap of ``device``'s host link."""
+    import torch
+
+    from kit.memory.profiling import check_device
+
     device = check_device(device)
     if device.type != "cuda":
         raise ValueError(f"device must be a CUDA device to measure a host link, got {str(device)!r}")
