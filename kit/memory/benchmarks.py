@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import xarray as xr
 
 from kit.memory.models import benchmark_chain
@@ -30,3 +32,28 @@ def partitions(
     out = xr.concat(rows, dim=xr.DataArray(list(chains), dims="chain", name="chain"), combine_attrs="drop_conflicts")
     out.attrs.update(seed=seed, batch="default" if batch is None else batch, device=rows[0].attrs.get("device", ""))
     return out
+
+
+def executed_partition(
+    chain: str = "mlp",
+    *,
+    batch: int | None = None,
+    fraction: float = 0.5,
+    fast_speed: float = 10.0,
+    mode: str = "training",
+    places=None,
+    repeats: int = 3,
+    seed: int = 0,
+) -> xr.Dataset:
+    """The partition of ``chain`` over a fast device (``fraction`` of the memory the whole chain needs there)
+    and a host, run for real (:func:`~kit.memory.run_partition.run_partition`; ``places`` maps ``"fast"``
+    and ``"slow"`` to torch devices, both the CPU by default): per device, measured beside predicted."""
+    from kit.memory.partition import Device, partition
+    from kit.memory.run_partition import run_partition
+
+    model, sample = benchmark_chain(chain, batch=batch, seed=seed)
+    costs = profile(copy.deepcopy(model), sample, repeats=repeats)
+    whole = partition(costs, [Device("fast", fast_speed, 2**62), Device("slow", 1.0, 2**62)], mode=mode)
+    devices = [Device("fast", fast_speed, max(1, int(fraction * whole.memory[0]))), Device("slow", 1.0, 2**62)]
+    data = run_partition(model, partition(costs, devices, mode=mode, micro_batches=1), sample, places)
+    return data.assign_attrs(chain=chain, fraction=fraction, fast_speed=fast_speed)

@@ -40,13 +40,16 @@ class Device:
 
 @dataclass(frozen=True)
 class Partition:
-    """Stages ``[start, stop)`` per device (empty where ``start == stop``), with the objective's terms."""
+    """Stages ``[start, stop)`` per device (empty where ``start == stop``), with the objective's terms:
+    per device its time, its memory and, within it, the activations of one micro-batch (training: its
+    graphs; inference: the largest stage input + output + transient)."""
 
     devices: tuple[Device, ...]
     bounds: tuple[tuple[int, int], ...]
     times: tuple[float, ...]
     memory: tuple[int, ...]
     mode: str
+    activations: tuple[int, ...] = ()
 
     @property
     def period(self) -> float:
@@ -74,8 +77,16 @@ class _Model:
         self.devices, self.mode = tuple(devices), mode
         self.bandwidth, self.state_factor = float(bandwidth), float(state_factor)
         self.micro_batches = micro_batches
-        get = {key: np.asarray(profile[key].values, dtype=float) for key in ("uf", "ub", "x", "xbar", "fwd_tmp")}
-        self.uf, self.ub, self.x, self.xbar, self.fwd_tmp = get["uf"], get["ub"], get["x"], get["xbar"], get["fwd_tmp"]
+        get = {key: np.asarray(profile[key].values, dtype=float) for key in ("uf", "ub", "x", "xbar")}
+        self.uf, self.ub, self.x, self.xbar = get["uf"], get["ub"], get["x"], get["xbar"]
+        # An output that neither its stage nor the next one saves is freed inside a segment run as one graph
+        # (profiles made before saves_output was measured count every output).
+        saved = [
+            profile[key].values if key in profile else np.ones(len(self.x)) for key in ("saves_output", "saves_input")
+        ]
+        self.output_freed = np.append((saved[0][:-1] == 0) & (saved[1][1:] == 0), False)
+        # Inference runs without grad: its transients (fwd_tmp for profiles made before fn_tmp was measured).
+        self.fn_tmp = np.asarray(profile["fn_tmp" if "fn_tmp" in profile else "fwd_tmp"].values, dtype=float)
         self.params = np.asarray(profile["grad_bytes"].values, dtype=float)
         self.input_bytes = float(profile.attrs.get("input_bytes", 0))
         self.length = len(self.uf)
@@ -94,14 +105,27 @@ class _Model:
         weights = self.params[start:stop].sum()
         if self.mode == "training":
             in_flight = self.micro_batches or len(self.devices) - k
-            return float(weights * self.state_factor + in_flight * self.xbar[start:stop].sum())
+            return float(weights * self.state_factor + in_flight * self.activations(start, stop))
+        return float(weights + self.activations(start, stop))
+
+    def activations(self, start: int, stop: int) -> float:
+        """One micro-batch's graphs run as one graph per device (training) or the largest stage input + output +
+        transient (inference)."""
+        if start == stop:
+            return 0.0
+        if self.mode == "training":
+            inside = np.arange(start, stop - 1)  # the segment's last output is passed on, so kept
+            return float(self.xbar[start:stop].sum() - self.x[inside][self.output_freed[inside]].sum())
         inputs = np.concatenate([[self.input_bytes], self.x])[start:stop]
-        return float(weights + (inputs + self.x[start:stop] + self.fwd_tmp[start:stop]).max())
+        if start == 0:
+            inputs[1:] += self.input_bytes  # the chain's input batch is held by its caller throughout
+        return float((inputs + self.x[start:stop] + self.fn_tmp[start:stop]).max())
 
     def result(self, bounds) -> Partition:
         times = tuple(self.time(k, a, b) for k, (a, b) in enumerate(bounds))
         memory = tuple(int(self.memory(k, a, b)) for k, (a, b) in enumerate(bounds))
-        return Partition(self.devices, tuple(bounds), times, memory, self.mode)
+        activations = tuple(int(self.activations(a, b)) for a, b in bounds)
+        return Partition(self.devices, tuple(bounds), times, memory, self.mode, activations)
 
 
 def partition(

@@ -181,6 +181,7 @@ def _sizes(costs: Costs, slot: int, offload: dict | None = None) -> dict[str, np
         "xbar": up(costs.xbar),
         "hold": up(np.asarray(costs.xbar, dtype=np.int64) - moved),  # kept while the later stages run
         "fwd_tmp": up(costs.fwd_tmp) + beside,
+        "fn_tmp": up(costs.nograd_tmp) + beside,
         "bwd_tmp": up(costs.bwd_tmp) + beside,
         "grad_in": up(grad_in),
     }
@@ -211,7 +212,7 @@ def _program(costs: Costs, m_max: int, slot: int, offload: dict | None = None):
     stage followed by others holds only what stays on the device and pays its copies' unhidden time."""
     n, size = costs.length, _sizes(costs, slot, offload)
     x, xbar, ftmp, btmp, grad_in = size["x"], size["xbar"], size["fwd_tmp"], size["bwd_tmp"], size["grad_in"]
-    hold = size["hold"]
+    hold, fn_tmp = size["hold"], size["fn_tmp"]
     penalty = np.zeros(n) if offload is None else offload["penalty"]
     grad = size["grad"]
     grads = np.concatenate([[0], np.cumsum(grad)])  # grads[b] - grads[a]: parameter gradients of stages a..b-1
@@ -243,7 +244,7 @@ def _program(costs: Costs, m_max: int, slot: int, offload: dict | None = None):
             for split in range(s + 1, t + 1):
                 j = split - 1
                 sweep_time += uf[j]
-                sweep_peak = max(sweep_peak, x[t] + (x[j - 1] if j > s else 0) + x[j] + ftmp[j])
+                sweep_peak = max(sweep_peak, x[t] + (x[j - 1] if j > s else 0) + x[j] + fn_tmp[j])
                 held = grads[t + 1] - grads[split]  # parameter gradients of split..t, held while left runs
                 inside = memory >= max(sweep_peak, x[j], held)
                 candidate = np.full(m_max + 1, np.inf)

@@ -3,7 +3,8 @@
 For stage ``i`` fed the output of stage ``i - 1`` (rotor's notation, Beaumont et al. 2019): forward time
 ``uf`` and backward time ``ub`` (median of repeats, with the interquartile range), output size ``x``, memory
 kept for the backward after a forward with grad ``xbar`` (the allocator's net growth: output and what
-autograd saved), transient peaks of the forward ``fwd_tmp`` (above ``xbar``) and of the backward ``bwd_tmp``
+autograd saved), transient peaks of the forward ``fwd_tmp`` (above ``xbar``), of a forward without grad
+``fn_tmp`` (above its output: intermediates are freed as it goes, not kept) and of the backward ``bwd_tmp``
 (above what the backward held when it began, the parameter and input gradients it allocates excluded).
 Memory comes from the allocator (``AllocatorTrace``: the torch profiler's events on CPU, the caching
 allocator's counters on CUDA); the saved activations are cross-checked with
@@ -37,10 +38,11 @@ def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *,
     """Profile each stage of ``model`` (an ``nn.Sequential``) on ``sample_input``; a Dataset with dim ``stage``.
 
     Variables (bytes and seconds): ``uf``, ``ub`` and their ``*_iqr``; ``x`` (output), ``xbar`` (kept for
-    the backward), ``fwd_tmp``, ``bwd_tmp``; ``saved_hooks`` (distinct storages autograd saved beyond the
-    parameters and the stage's input, output included) to cross-check ``xbar``; ``saves_input`` (1 when the
-    backward needs the stage's input); ``grad_bytes`` (parameter gradients, allocated once). The
-    input's size is ``attrs["input_bytes"]``.
+    the backward), ``fwd_tmp``, ``fn_tmp`` (forward without grad), ``bwd_tmp``; ``saved_hooks`` (distinct
+    storages autograd saved beyond the parameters and the stage's input, output included) to cross-check
+    ``xbar``; ``saves_input`` and ``saves_output`` (1 when the backward needs the stage's input, its output);
+    ``grad_bytes`` (parameter
+    gradients, allocated once). The input's size is ``attrs["input_bytes"]``.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
@@ -59,7 +61,7 @@ def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *,
     )
     for key in ("uf", "ub", "uf_iqr", "ub_iqr"):
         data[key].attrs["units"] = "s"
-    for key in ("x", "xbar", "fwd_tmp", "bwd_tmp", "saved_hooks", "grad_bytes"):
+    for key in ("x", "xbar", "fwd_tmp", "fn_tmp", "bwd_tmp", "saved_hooks", "grad_bytes"):
         data[key].attrs["units"] = "bytes"
     data.attrs.update(
         device=_device_name(device),
@@ -84,7 +86,10 @@ def _profile_stage(stage, activation, device, repeats: int, *, needs_input_grad:
     with AllocatorTrace(device) as bwd:
         if output.requires_grad:
             torch.autograd.backward(output, grad)
-    memory = {"fwd": fwd, "bwd": bwd, "saved": saved, "output": output}
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), torch.no_grad(), AllocatorTrace(device) as without_grad:
+        stage(activation)
+    memory = {"fwd": fwd, "bwd": bwd, "fn": without_grad, "saved": saved, "output": output}
     del grad, inputs
     forward, backward = [], []
     for _ in range(repeats):
@@ -103,6 +108,7 @@ def _profile_stage(stage, activation, device, repeats: int, *, needs_input_grad:
     for parameter in stage.parameters():
         parameter.grad = None
     saves_input = input_storage in memory["saved"]
+    saves_output = memory["output"].untyped_storage().data_ptr() in memory["saved"]
     storages = {ptr: size for ptr, size in memory["saved"].items() if ptr not in excluded | {input_storage}}
     storages[memory["output"].untyped_storage().data_ptr()] = _nbytes(memory["output"])
     uf, ub = np.array(forward), np.array(backward)
@@ -117,10 +123,12 @@ def _profile_stage(stage, activation, device, repeats: int, *, needs_input_grad:
         "x": _nbytes(memory["output"]),
         "xbar": int(xbar),
         "fwd_tmp": int(max(memory["fwd"].peak - xbar, 0)),
+        "fn_tmp": int(max(memory["fn"].peak - _nbytes(memory["output"]), 0)),
         "bwd_tmp": int(max(memory["bwd"].peak - grad_bytes - input_grad, 0)),
         "saved_hooks": int(sum(storages.values())),
         "grad_bytes": int(grad_bytes),
         "saves_input": int(saves_input),
+        "saves_output": int(saves_output),
     }
 
 

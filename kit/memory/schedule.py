@@ -33,7 +33,7 @@ class Costs:
     of the step (as after ``zero_grad(set_to_none=True)``); ``loss_bytes`` the loss value, counted for the
     whole step; ``input_grad`` says whether the backward of stage 0 allocates a gradient for the input;
     ``offloadable[i]`` the bytes of ``xbar[i]`` beyond the output (tensors autograd saved) that an offload
-    moves to host memory.
+    moves to host memory; ``fn_tmp[i]`` the transient of a forward without grad (``fwd_tmp`` when absent).
     """
 
     uf: np.ndarray
@@ -47,6 +47,7 @@ class Costs:
     input_bytes: int = 0
     input_grad: bool = False
     offloadable: np.ndarray | None = None
+    fn_tmp: np.ndarray | None = None
 
     def grads(self, s: int, t: int) -> int:
         """Bytes of the parameter gradients of stages ``s..t``."""
@@ -71,7 +72,13 @@ class Costs:
         offloadable = np.clip(saved - get["x"], 0, np.maximum(get["xbar"] - get["x"], 0))
         # The loss of kit.memory.execute.mean_square: one float32 scalar.
         input_bytes = int(profile.attrs.get("input_bytes", 0))
-        return cls(**get, grad=grad, loss_bytes=4, input_bytes=input_bytes, offloadable=offloadable)
+        fn_tmp = np.asarray(profile["fn_tmp"].values) if "fn_tmp" in profile else None
+        return cls(**get, grad=grad, loss_bytes=4, input_bytes=input_bytes, offloadable=offloadable, fn_tmp=fn_tmp)
+
+    @property
+    def nograd_tmp(self) -> np.ndarray:
+        """Transients of forwards without grad."""
+        return self.fwd_tmp if self.fn_tmp is None else self.fn_tmp
 
     def moved(self, j: int) -> int:
         """Bytes an offload of stage ``j`` moves to host memory."""
@@ -163,7 +170,7 @@ def simulate(costs: Costs, ops: list[tuple[str, int]], link=None) -> tuple[int, 
             if not has_input(j):
                 raise ValueError(f"{op} {j} needs the output of stage {j - 1}, which is not in memory")
             size = int(costs.x[j]) if op == "Fn" else int(costs.xbar[j])
-            peak = max(peak, now + size + int(costs.fwd_tmp[j]))
+            peak = max(peak, now + size + int((costs.nograd_tmp if op == "Fn" else costs.fwd_tmp)[j]))
             live[("a" if op == "Fn" else "abar", j)] = size
             duration = float(costs.uf[j])
         elif op == "B":
