@@ -8,7 +8,7 @@ import time
 import numpy as np
 import xarray as xr
 
-from kit.online.cluster import connect
+from kit.cluster import connect
 from kit.online.offline import simulate_dataset, train_offline
 from kit.online.study import OnlineStudy
 from kit.online.surrogates import make_surrogate

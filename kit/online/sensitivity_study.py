@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from kit.online.cluster import connect
+from kit.cluster import connect
 from kit.online.study import OnlineStudy
 from kit.online.validation import ValidationSet
 from kit.sensitivity import FieldSobol, SSIMQuantity

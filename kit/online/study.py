@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kit.cluster import connect
 from kit.online.buffers import Sample, make_buffer
-from kit.online.cluster import connect
 from kit.online.ledger import Ledger, Simulation
 from kit.online.producer import simulate
 from kit.online.results import StudyResult

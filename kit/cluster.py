@@ -1,4 +1,5 @@
-"""Where simulations run: a dask ``LocalCluster`` by default, or any scheduler reached by address."""
+"""Where parallel work runs (simulations, replays): a dask ``LocalCluster`` by default, or any scheduler reached
+by address."""
 
 from __future__ import annotations
 

@@ -1,0 +1,74 @@
+"""Factor studies of replays: platform scaling, and Sobol'/Morris indices that are exact where they can be."""
+
+import numpy as np
+import pytest
+
+from kit.replay import Task, Trace
+from kit.replay.factors import factor_study, replay_scenario, scaled
+from kit.replay.platform import example
+
+
+def chain_trace():
+    """Two tasks of 2 s and 1 s, the second reading 1e6 bytes from the first."""
+    return Trace("chain", [Task("a", "a", 0.0, 2.0, "w", output_bytes=10**6), Task("b", "b", 2.0, 3.0, "w", ("a",))])
+
+
+def test_scaling_a_platform_by_factor_and_tier():
+    base = example("continuum")
+    out = scaled(base, {"speed.edge": 2.0, "bandwidth": 0.5, "latency.cloud": 3.0, "hosts.cloud": 3})
+    assert out.hosts["edge-1"].speed == pytest.approx(0.6) and out.hosts["fog-1"].speed == pytest.approx(0.8)
+    by_name = {link.name: link for link in out.links}
+    assert by_name["edge-1--fog-1"].bandwidth == pytest.approx(1.25e7 / 2) and by_name["edge-1--fog-1"].latency == 0.005
+    assert by_name["fog-1--cloud-1"].latency == pytest.approx(0.09)  # touches a cloud host
+    assert sorted(h for h in out.hosts if out.hosts[h].tier == "cloud") == ["cloud-1", "cloud-1#2", "cloud-2"]
+    assert out.route("edge-1", "cloud-1#2")  # the copy is linked like the first cloud host
+    fewer = scaled(base, {"hosts.edge": 1})
+    assert sorted(fewer.hosts) == ["cloud-1", "cloud-2", "edge-1", "fog-1"]
+    assert all("edge-2" not in link.ends for link in fewer.links)
+    for bad, match in [("speed.moon", "unknown factor 'speed.moon'"), ("hosts", "unknown factor 'hosts'"),
+                       ("memory", "unknown factor 'memory'"), ("speed.hpc", "no 'hpc' host")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            scaled(base, {bad: 1.0})
+
+
+@pytest.mark.parametrize("method", ["sobol", "morris"])
+def test_factors_that_cannot_matter_get_zero_and_the_one_that_does_gets_it_all(cluster_client, method):
+    # Both tasks on edge-1: the makespan is 3 s / its speed, whatever the links and the cloud do.
+    scenario = replay_scenario(chain_trace(), example("continuum"), "edge-1")
+    factors = {"speed.edge": (1.0, 3.0), "bandwidth": (0.1, 10.0), "speed.cloud": (0.5, 2.0)}
+    data = factor_study(scenario, factors, method=method, n=64 if method == "sobol" else 16, client=cluster_client,
+                        progress=False)  # fmt: skip
+    assert list(data.metric.values) == ["bytes_moved", "makespan"]
+    speeds = data.design.sel(factor="speed.edge").values * 0.3
+    np.testing.assert_allclose(data.outputs.sel(metric="makespan"), 3.0 / speeds)  # every point replayed
+    makespan = data.sel(metric="makespan")
+    if method == "sobol":
+        assert float(makespan.ST.sel(factor="bandwidth")) == 0 and float(makespan.ST.sel(factor="speed.cloud")) == 0
+        assert float(makespan.S1.sel(factor="speed.edge")) == pytest.approx(1.0, abs=0.1)
+        assert float(makespan.ST.sel(factor="speed.edge")) == pytest.approx(1.0, abs=0.1)
+    else:
+        assert float(makespan.mu_star.sel(factor="bandwidth")) == 0 == float(makespan.sigma.sel(factor="speed.cloud"))
+        assert float(makespan.mu_star.sel(factor="speed.edge")) > 0
+    assert data.attrs["points"] == data.sizes["point"]
+
+
+def test_a_study_moving_data_sees_the_link(cluster_client):
+    # The second task on cloud-1: 1e6 bytes cross Wi-Fi and the WAN, so bandwidth matters and edge speed a bit.
+    placement = {"a": "edge-1", "b": "cloud-1"}
+    scenario = replay_scenario(chain_trace(), example("continuum"), placement)
+    data = factor_study(scenario, {"bandwidth": (0.01, 0.1), "speed.fog": (0.5, 2.0)}, n=32, client=cluster_client,
+                        progress=False)  # fmt: skip
+    makespan = data.sel(metric="makespan")
+    assert float(makespan.ST.sel(factor="speed.fog")) == 0  # nothing runs on the fog gateway
+    assert float(makespan.S1.sel(factor="bandwidth")) > 0.9
+    assert (data.outputs.sel(metric="bytes_moved") == 10**6).all()
+
+
+def test_bad_studies_name_the_culprit(cluster_client):
+    scenario = replay_scenario(chain_trace(), example("continuum"), "edge-1")
+    with pytest.raises(ValueError, match="unknown method 'anova'"):
+        factor_study(scenario, {"bandwidth": (0.1, 1.0)}, method="anova", client=cluster_client)
+    with pytest.raises(ValueError, match="a power of 2"):
+        factor_study(scenario, {"bandwidth": (0.1, 1.0)}, n=10, client=cluster_client)
+    with pytest.raises(RuntimeError, match=r"point \{'memory': .*unknown factor 'memory'"):
+        factor_study(scenario, {"memory": (0.1, 1.0)}, n=2, client=cluster_client, progress=False)
