@@ -72,3 +72,20 @@ def test_bad_studies_name_the_culprit(cluster_client):
         factor_study(scenario, {"bandwidth": (0.1, 1.0)}, n=10, client=cluster_client)
     with pytest.raises(RuntimeError, match=r"point \{'memory': .*unknown factor 'memory'"):
         factor_study(scenario, {"memory": (0.1, 1.0)}, n=2, client=cluster_client, progress=False)
+
+
+def test_layered_dags_and_the_speed_benchmark_count_what_they_should():
+    from kit.replay.speed import replay_speed
+    from kit.replay.workloads import layered_dag
+
+    trace = layered_dag(250, width=100, fan_in=3, seed=1)
+    assert len(trace.tasks) == 250 and trace.tasks[0].parents == () and len(trace.tasks[100].parents) == 3
+    assert all(int(p[1:]) // 100 == int(t.id[1:]) // 100 - 1 for t in trace.tasks for p in t.parents)
+    assert layered_dag(250, width=100, fan_in=3, seed=1).tasks == trace.tasks  # seeded
+    data = replay_speed((10, 300), placements=("cloud-1", "round-robin"), repeats=1)
+    # On one host nothing moves: one event per task end.
+    np.testing.assert_array_equal(data.events.sel(placement="cloud-1"), [10, 300])
+    assert (data.events.sel(placement="round-robin") > data.events.sel(placement="cloud-1")).all()
+    assert (data.events_per_second > 0).all()
+    with pytest.raises(ValueError, match="tasks must be an int >= 1"):
+        layered_dag(0)
