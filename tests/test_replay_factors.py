@@ -82,9 +82,9 @@ def test_layered_dags_and_the_speed_benchmark_count_what_they_should():
     assert len(trace.tasks) == 250 and trace.tasks[0].parents == () and len(trace.tasks[100].parents) == 3
     assert all(int(p[1:]) // 100 == int(t.id[1:]) // 100 - 1 for t in trace.tasks for p in t.parents)
     assert layered_dag(250, width=100, fan_in=3, seed=1).tasks == trace.tasks  # seeded
-    data = replay_speed((10, 300), placements=("cloud-1", "round-robin"), repeats=1)
+    data = replay_speed((150, 300), placements=("cloud-1", "round-robin"), repeats=1)
     # On one host nothing moves: one event per task end.
-    np.testing.assert_array_equal(data.events.sel(placement="cloud-1"), [10, 300])
+    np.testing.assert_array_equal(data.events.sel(placement="cloud-1"), [150, 300])
     assert (data.events.sel(placement="round-robin") > data.events.sel(placement="cloud-1")).all()
     assert (data.events_per_second > 0).all()
     with pytest.raises(ValueError, match="tasks must be an int >= 1"):
