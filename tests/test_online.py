@@ -462,3 +462,31 @@ def test_a_recorded_study_labels_its_simulations(client):
     simulations = [t for t in recording.trace.tasks if t.component == "simulation"]
     assert len(simulations) == 3 == int((result.simulations.status == "ok").sum())
     assert all(t.host in client.scheduler_info()["workers"] for t in simulations)
+
+
+def test_a_study_records_its_own_trace_of_chunks_and_batches(client, tmp_path):
+    from kit.replay import load_trace
+    from kit.replay.calibrate import fidelity
+
+    sim = Heat2D(n=8, steps=5)
+    result = small_study(sim, client, n_simulations=3, chunk_steps=2, record=True).run(progress=False)
+    trace = result.trace("recorded-study")
+    chunks = [t for t in trace.tasks if t.component == "simulation"]
+    batches = [t for t in trace.tasks if t.component == "training"]
+    assert len(chunks) == 3 * 3  # 5 steps in chunks of 2: three chunks per simulation
+    assert len(batches) == result.trainer.batches and {t.host for t in batches} == {"client"}
+    assert {t.host for t in chunks} <= set(client.scheduler_info()["workers"])
+    by_id = {t.id: t for t in trace.tasks}
+    for task in chunks:  # a simulation's chunks follow each other on one worker
+        assert all(by_id[p].host == task.host and by_id[p].end <= task.start + 1e-6 for p in task.parents)
+    for previous, batch in zip(batches, batches[1:], strict=False):
+        assert batch.parents[0] == previous.id and batch.start >= previous.end
+    used = [p for b in batches for p in b.parents if p.startswith("sim")]
+    assert len(used) == len(set(used))  # each chunk is first seen by one batch
+    assert batches[0].input_bytes == sum(by_id[p].output_bytes for p in batches[0].parents)
+    trace.save(tmp_path / "study.json")
+    assert [t.id for t in load_trace(tmp_path / "study.json").tasks] == [t.id for t in trace.tasks]
+    check = fidelity(trace)
+    assert np.isfinite(float(check.makespan_error))
+    with pytest.raises(ValueError, match="record=True"):
+        small_study(sim, client, n_simulations=1).run(progress=False).trace()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue as queue_module
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ class Chunk:
     steps: np.ndarray
     times: np.ndarray
     fields: np.ndarray  # (k, ny, nx) float32
+    worker: str = ""  # where it was made
+    started: float = 0.0  # wall-clock seconds (time.time()) when the worker began computing it
+    made: float = 0.0  # and when it was complete
 
 
 #: Simulators by study, kept per worker process so that one factorisation serves every simulation there.
@@ -61,6 +65,12 @@ def simulate(simulator, study: str, params, seed: int, sim_id: int, attempt: int
     worker = get_worker().address
     run = uuid.uuid4().hex
     steps, times, fields, produced = [], [], [], 0
+    started = time.time()
+
+    def chunk() -> Chunk:
+        return Chunk(sim_id, attempt, run, np.array(steps), np.array(times), np.stack(fields), worker, started,
+                     time.time())  # fmt: skip
+
     with _Sender(study, worker) as sender:
         for step in simulator.run(params, seed=seed):
             if not np.isfinite(step.field).all():
@@ -70,10 +80,10 @@ def simulate(simulator, study: str, params, seed: int, sim_id: int, attempt: int
             fields.append(step.field.astype(np.float32))
             produced += 1
             if len(steps) == chunk_steps:
-                sender.send(Chunk(sim_id, attempt, run, np.array(steps), np.array(times), np.stack(fields)))
-                steps, times, fields = [], [], []
+                sender.send(chunk())  # blocks while the sender is full: that wait is not computing
+                steps, times, fields, started = [], [], [], time.time()
         if steps:
-            sender.send(Chunk(sim_id, attempt, run, np.array(steps), np.array(times), np.stack(fields)))
+            sender.send(chunk())
     return produced
 
 

@@ -24,6 +24,14 @@ class StudyResult:
     config: dict
     field_sobol: object = None
     simulator: object = None
+    timeline: object = None
+
+    def trace(self, name: str = "online-study"):
+        """The study as a :class:`kit.replay.Trace` (chunks on their workers, batches on the client); needs
+        ``OnlineStudy(record=True)``."""
+        if self.timeline is None:
+            raise ValueError("this study kept no timeline: run it with OnlineStudy(..., record=True)")
+        return self.timeline.trace(name)
 
     @property
     def metrics(self) -> xr.Dataset:

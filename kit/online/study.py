@@ -22,6 +22,7 @@ from kit.online.ledger import Ledger, Simulation
 from kit.online.producer import simulate
 from kit.online.results import StudyResult
 from kit.online.surrogates import make_surrogate
+from kit.online.timeline import Timeline
 from kit.online.trainer import Encoding, Trainer, seeded_model
 from kit.sampling import Sampler, make_sampler
 from kit.seeding import simulation_seed
@@ -81,6 +82,9 @@ class OnlineStudy:
     seed, device, torch_threads
         Study seed (simulation seeds derive from it and the simulation id), torch device, and the CPU
         threads torch may use while the study runs (default 1: the other cores run simulations).
+    record
+        Keep a timeline of every chunk received and batch trained (``result.trace()``: a
+        :class:`kit.replay.Trace` to replay on other platforms); a resumed study records from the resume on.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class OnlineStudy:
         seed: int = 0,
         device: str = "cpu",
         torch_threads: int | None = 1,
+        record: bool = False,
     ):
         for name, value, low in (
             ("n_simulations", n_simulations, 1),
@@ -165,6 +170,7 @@ class OnlineStudy:
         self.torch_threads = torch_threads
         self.connect_timeout = connect_timeout
         self.ledger = Ledger()
+        self.timeline = Timeline() if record else None
         self.metrics: list[dict] = []
         self.checks: list[dict] = []
         self.pending: list[Sample] = []
@@ -200,6 +206,7 @@ class OnlineStudy:
             bar.update(self._completed())
             try:
                 while not self._finished():
+                    self.iteration = time.time()  # a batch's recorded time includes its loop's receiving
                     self._launch(client)
                     received = self._receive(client, queue)
                     self._fill_buffer()
@@ -329,6 +336,8 @@ class OnlineStudy:
             self.pending.append(Sample(sim.sim_id, int(step), x, y))
             if self.sensitivity is not None:
                 self.sensitivity.add(sim.sim_id, int(step), field)
+        if self.timeline is not None:
+            self.timeline.chunk(chunk, used=not late)
 
     def _rate_limited(self) -> bool:
         if self.batches_per_simulation is None or not self.buffer.ready():
@@ -352,6 +361,8 @@ class OnlineStudy:
         x = np.stack([s.x for s in batch])
         y = np.stack([s.y for s in batch])
         losses = self.trainer.step(x, y)
+        if self.timeline is not None:
+            self.timeline.batch(self.trainer.batches, self.iteration, time.time())
         params = np.stack([self.ledger.simulations[s.sim_id].params for s in batch])
         self.sampler.tell(params, losses)
         metrics = self.buffer.metrics()
@@ -465,6 +476,7 @@ class OnlineStudy:
             config,
             self.sensitivity,
             self.simulator,
+            self.timeline,
         )
 
 

@@ -19,14 +19,16 @@ DEFAULT_BANDWIDTH = 1e9
 def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
     """One host per worker of ``trace``, with as many cores as threads ran its tasks and the recording's
     speed (1); a link between every pair of workers at the bandwidth the recorded transfers achieved
-    (bytes that crossed workers over the seconds their transfers took), without latency."""
+    (bytes that crossed workers over the seconds their transfers took), with the trace's
+    ``transfer_latency`` (0 if absent)."""
     threads = defaultdict(set)
     for t in trace.tasks:
         threads[t.host].add(t.thread)
     hosts = {name: Host(name, tier, max(1, len(found)), 1.0) for name, found in threads.items()}
     moved, seconds = trace.attrs.get("transfer_bytes", 0), trace.attrs.get("transfer_seconds", 0.0)
     bandwidth = moved / seconds if moved and seconds > 0 else DEFAULT_BANDWIDTH
-    links = [Link((a, b), bandwidth, 0.0) for a, b in combinations(sorted(hosts), 2)]
+    latency = float(trace.attrs.get("transfer_latency", 0.0))
+    links = [Link((a, b), bandwidth, latency) for a, b in combinations(sorted(hosts), 2)]
     return Platform(hosts, links)
 
 
