@@ -395,7 +395,6 @@ def test_an_offloading_plan_gives_the_eager_gradients(device):
     import copy
 
     from kit.memory.execute import mean_square, run
-    from kit.memory.host_link import HostLink
 
     model, inputs = dropout_bn_chain().to(device), torch.randn(32, 16).to(device)
     eager, planned = copy.deepcopy(model), copy.deepcopy(model)
@@ -404,7 +403,7 @@ def test_an_offloading_plan_gives_the_eager_gradients(device):
     assert offloaded  # BatchNorm and dropout save tensors beyond their outputs
     from kit.memory.plan import Plan
 
-    chosen = Plan("offload", None, store_all(0, costs.length - 1), 0, 0.0, offloaded, HostLink(1e9, 1e9))
+    chosen = Plan("offload", None, store_all(0, costs.length - 1), 0, 0.0, offloaded)
     assert [op for op, _ in chosen.operations].count("offload") == len(offloaded)
     torch.manual_seed(11)
     expected = mean_square(eager(inputs))
@@ -456,3 +455,38 @@ def test_a_partition_runs_across_devices_with_the_memory_it_predicts(mode):
             torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
     with pytest.raises(ValueError, match=r"places names devices \['gpu'\]"):
         run_partition(planned, expected, inputs, {"gpu": "cpu"})
+
+
+def test_offloaded_tensors_move_storage_by_storage_and_come_back_as_the_same_views():
+    import copy
+
+    from kit.memory.execute import _SavedTensors
+    from kit.memory.models import Residual
+
+    torch.manual_seed(2)
+    stage = Residual(nn.Sequential(nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 64)))  # one stage
+    model, inputs = nn.Sequential(stage, nn.Linear(64, 8)), torch.randn(32, 64)
+    costs = Costs.from_profile(profile(copy.deepcopy(model), inputs, repeats=1))
+    eager = copy.deepcopy(stage)
+    eager(inputs).square().sum().backward()
+    saved, source = _SavedTensors(torch.device("cpu")), inputs.detach()
+    with torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack):
+        output = stage(source)
+    values = [box[0].clone() for box in saved.boxes]
+    pointers = [box[0].untyped_storage().data_ptr() for box in saved.boxes]
+    assert len(set(pointers)) < len(pointers)  # ReLU's result is saved twice (by ReLU and by Linear)
+    saved.offload(stage, source, output)()
+    assert saved.moved_bytes == costs.moved(0) > 0  # each storage once, as the memory model counts
+    moved = [i for i, box in enumerate(saved.boxes) if box[0] is None]
+    assert moved
+    saved.prefetch()()
+    assert saved.moved_bytes == 0
+    for box, value in zip(saved.boxes, values, strict=True):
+        torch.testing.assert_close(box[0], value)
+    after = [box[0].untyped_storage().data_ptr() for box in saved.boxes]
+    assert [after[i] == after[k] for i in moved for k in moved] == [
+        pointers[i] == pointers[k] for i in moved for k in moved
+    ]
+    output.square().sum().backward()  # the backward runs on the restored views
+    for a, b in zip(eager.parameters(), stage.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad)

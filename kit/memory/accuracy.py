@@ -126,13 +126,17 @@ def record(
 
     import torch
 
-    from kit import __version__
+    from kit import __version__, io
     from kit.memory.host_link import HostLink, measure_link
     from kit.memory.offloading import compare
     from kit.memory.tradeoff import benchmark
 
+    unknown = set(parts) - {"profiler-accuracy", "tradeoff", "host-link", "offload"}
+    if unknown:
+        raise ValueError(
+            f"unknown parts {sorted(unknown)}; choose from profiler-accuracy, tradeoff, host-link, offload"
+        )
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     chains = tuple(batch) if isinstance(batch, dict) else ("mlp", "conv", "transformer", "resnet18")
     provenance = {
         "recorded": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -158,15 +162,11 @@ def record(
         "host-link": host_link,
         "offload": offload,
     }
-    unknown = set(parts) - set(runs)
-    if unknown:
-        raise ValueError(f"unknown parts {sorted(unknown)}; choose from {list(runs)}")
-    paths = []
-    for name in parts:
-        data = runs[name]().assign_attrs(provenance)
-        data.to_netcdf(directory / f"{name}.nc")
-        paths.append(directory / f"{name}.nc")
-    return paths
+    settings = {"device": str(device), "batch": str(batch), "repeats": repeats}
+    return [
+        io.save_dataset(runs[name]().assign_attrs(provenance), directory / f"{name}.nc", parameters=settings, seed=seed)
+        for name in parts
+    ]
 
 
 def load_recorded(directory) -> xr.Dataset:

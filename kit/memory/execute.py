@@ -94,27 +94,28 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
             if j > 0:
                 grads[j - 1] = source.grad
             del source, output
+            saved.pop(j, None)  # the prefetched tensors die with the graph
             if j in restore:  # autograd may have saved the buffers: put them back only now
                 _put_back(chain[j], restore.pop(j))
         elif op == "free":
             del kept[j]
             continue
-        for complete in pending:  # the copies ran beside the operation just queued
-            complete()
-        pending = []
+        while pending:  # the copies ran beside the operation just queued
+            pending.pop(0)()
     return loss_value
 
 
 class _SavedTensors:
-    """The tensors one stage's forward saved for its backward, each in a box that ``offload`` empties to
-    host memory and ``prefetch`` refills on the device."""
+    """The tensors one stage's forward saved for its backward, each in a box. ``offload`` copies every
+    storage they use (once, whole: views and aliases survive) to host memory and empties the boxes;
+    ``prefetch`` copies the storages back and refills the boxes with the same views of them."""
 
     def __init__(self, device: torch.device):
-        self.device, self.boxes = device, []
+        self.device, self.boxes, self.moved = device, [], []
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def pack(self, tensor: torch.Tensor) -> list:
-        box = [tensor, None]  # [on the device, in host memory]
+        box = [tensor]
         self.boxes.append(box)
         return box
 
@@ -122,39 +123,55 @@ class _SavedTensors:
     def unpack(box: list) -> torch.Tensor:
         return box[0]
 
+    @property
+    def moved_bytes(self) -> int:
+        """Bytes in host memory now."""
+        return sum(host.numel() for host, _ in self.moved)
+
     def offload(self, stage: torch.nn.Module, source: torch.Tensor, output: torch.Tensor):
         """Start copying to host what only the backward needs; returns what frees the device copies."""
         stay = {t.untyped_storage().data_ptr() for t in (source, output, *stage.parameters(), *stage.buffers())}
-        moving = [box for box in self.boxes if box[0].untyped_storage().data_ptr() not in stay]
+        groups: dict[int, list] = {}
+        for box in self.boxes:
+            pointer = box[0].untyped_storage().data_ptr()
+            if pointer not in stay:
+                groups.setdefault(pointer, []).append(box)
         with self._side():
-            for box in moving:
-                tensor = box[0]
-                box[1] = torch.empty_strided(
-                    tensor.size(), tensor.stride(), dtype=tensor.dtype, pin_memory=self.stream is not None
-                )
-                box[1].copy_(tensor, non_blocking=self.stream is not None)
+            for boxes in groups.values():
+                raw = torch.empty(0, dtype=torch.uint8, device=self.device).set_(boxes[0][0].untyped_storage())
+                host = torch.empty(raw.numel(), dtype=torch.uint8, pin_memory=self.stream is not None)
+                host.copy_(raw, non_blocking=self.stream is not None)
+                views = [(b[0].dtype, b[0].size(), b[0].stride(), b[0].storage_offset()) for b in boxes]
+                self.moved.append((host, list(zip(boxes, views, strict=True))))
         done = self._mark()
 
         def complete():
-            done()
-            for box in moving:
-                box[0] = None
+            done()  # the copies are in host memory: the device storages can go
+            for boxes in groups.values():
+                for box in boxes:
+                    box[0] = None
+            groups.clear()
 
         return complete
 
     def prefetch(self):
-        """Start copying the moved tensors back; returns what hands them to the backward."""
-        moving = [box for box in self.boxes if box[0] is None]
-        copies = [torch.empty_strided(b[1].size(), b[1].stride(), dtype=b[1].dtype, device=self.device) for b in moving]
+        """Start copying the storages back; returns what hands their views to the backward."""
+        moved, self.moved = self.moved, []
+        storages = [torch.empty(host.numel(), dtype=torch.uint8, device=self.device) for host, _ in moved]
         with self._side():
-            for box, copy in zip(moving, copies, strict=True):
-                copy.copy_(box[1], non_blocking=self.stream is not None)
+            for storage, (host, _) in zip(storages, moved, strict=True):
+                storage.copy_(host, non_blocking=self.stream is not None)
         done = self._mark(wait_on_device=True)
 
         def complete():
-            done()
-            for box, copy in zip(moving, copies, strict=True):
-                box[0], box[1] = copy, None
+            done()  # the current stream waits for the copies (the pinned allocator keeps the host buffers alive)
+            for storage, (_, boxes) in zip(storages, moved, strict=True):
+                for box, (dtype, size, stride, offset) in boxes:
+                    box[0] = torch.empty(0, dtype=dtype, device=self.device).set_(
+                        storage.untyped_storage(), offset, size, stride
+                    )
+            storages.clear()
+            moved.clear()
 
         return complete
 

@@ -83,7 +83,7 @@ def _compare_profiled(chains_profiled: dict, link, fractions, execute: bool, rep
         for k, fraction in enumerate(fractions):
             budgets[c, k] = int(least + fraction * (full - least))
             for i, strategy in enumerate(COMPARED):
-                chosen = plan(costs, int(budgets[c, k]), strategy, link=link)
+                chosen = plan(costs, int(budgets[c, k]), strategy, link=link if strategy == "offload" else None)
                 values["predicted_peak"][c, i, k] = chosen.predicted_peak
                 values["predicted_time"][c, i, k] = chosen.predicted_time
                 values["offloaded_stages"][c, i, k] = len(chosen.offloaded)

@@ -30,10 +30,14 @@ from kit.memory.schedule import (
 STRATEGIES = ("optimal", "uniform", "store_all", "recompute_all")
 
 
+class BudgetError(ValueError):
+    """A budget below what a strategy can reach."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """A schedule with its predicted peak (bytes, beyond input and parameters) and time (seconds); the stages
-    whose saved tensors go to host memory between their forward and backward (``offloaded``, over ``link``)."""
+    whose saved tensors go to host memory between their forward and backward (``offloaded``)."""
 
     strategy: str
     budget: int | None
@@ -41,7 +45,6 @@ class Plan:
     predicted_peak: int
     predicted_time: float
     offloaded: tuple[int, ...] = ()
-    link: object = None
 
     @property
     def operations(self) -> list[tuple[str, int]]:
@@ -59,6 +62,8 @@ def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots
     """
     if strategy not in (*STRATEGIES, "offload"):
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {[*STRATEGIES, 'offload']}")
+    if link is not None and strategy != "offload":
+        raise ValueError(f"link is used by strategy 'offload' only, not {strategy!r}")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget <= 0):
         raise ValueError(f"budget must be None or a number of bytes > 0, got {budget!r}")
     costs = profile if isinstance(profile, Costs) else Costs.from_profile(profile)
@@ -76,12 +81,14 @@ def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots
     fitting = [(time, peak, tree) for (peak, time), tree in scored if budget is None or peak <= budget]
     if not fitting:
         least = min(peak for (peak, _), _ in scored)
-        raise ValueError(f"budget {budget} bytes is below what {strategy!r} needs: at least {least} bytes")
+        raise BudgetError(f"budget {budget} bytes is below what {strategy!r} needs: at least {least} bytes")
     time, peak, tree = min(fitting, key=lambda item: (item[0], item[1]))
     return Plan(strategy, budget, tree, peak, time)
 
 
-def _optimal(costs: Costs, budget: int | None, slots: int, offloaded=(), link=None, strategy="optimal") -> Plan:
+def _optimal(
+    costs: Costs, budget: int | None, slots: int, offloaded=(), link=None, strategy="optimal", *, explain=True
+) -> Plan:
     ceiling, _ = simulate(costs, operations(store_all(0, costs.length - 1)))
     budget_bytes = ceiling if budget is None else int(budget)
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
@@ -107,12 +114,10 @@ def _optimal(costs: Costs, budget: int | None, slots: int, offloaded=(), link=No
         scored.append((*simulate(costs, ops, link), moved, tree))
     fitting = [item for item in scored if item[0] <= budget_bytes]
     if not fitting:
-        raise ValueError(
-            f"budget {budget_bytes} bytes is below what any schedule needs: the least-memory schedule found "
-            f"peaks at {least_peak(costs, slots)} bytes"
-        )
+        least = f": the least-memory schedule found peaks at {least_peak(costs, slots)} bytes" if explain else ""
+        raise BudgetError(f"budget {budget_bytes} bytes is below what any schedule needs{least}")
     peak, time, moved, tree = min(fitting, key=lambda item: (item[1], item[0]))
-    return Plan(strategy, budget, tree, peak, time, moved, link if moved else None)
+    return Plan(strategy, budget, tree, peak, time, moved)
 
 
 def _offload(costs: Costs, budget: int | None, slots: int, link) -> Plan:
@@ -121,12 +126,15 @@ def _offload(costs: Costs, budget: int | None, slots: int, link) -> Plan:
     if link is None:
         raise ValueError("strategy 'offload' needs link=HostLink(d2h_bandwidth, h2d_bandwidth, overlap)")
     candidates = [j for j in range(costs.length - 1) if costs.moved(j) > 0]
+    tried: dict[frozenset, Plan | None] = {}
 
     def attempt(chosen: frozenset) -> Plan | None:
-        try:
-            return _optimal(costs, budget, slots, tuple(sorted(chosen)), link, "offload")
-        except ValueError:  # nothing fits the budget with this set
-            return None
+        if chosen not in tried:
+            try:
+                tried[chosen] = _optimal(costs, budget, slots, tuple(sorted(chosen)), link, "offload", explain=False)
+            except BudgetError:  # nothing fits the budget with this set
+                tried[chosen] = None
+        return tried[chosen]
 
     def time(result) -> float:
         return np.inf if result is None else result.predicted_time
@@ -143,7 +151,7 @@ def _offload(costs: Costs, budget: int | None, slots: int, link) -> Plan:
         found.append(best)
     winner = min(found, key=time)
     if winner is None:
-        raise ValueError(
+        raise BudgetError(
             f"budget {budget} bytes is below what any schedule needs, offloading included (recompute only: at "
             f"least {least_peak(costs, slots)} bytes)"
         )

@@ -49,6 +49,16 @@ class Costs:
     offloadable: np.ndarray | None = None
     fn_tmp: np.ndarray | None = None
 
+    def __post_init__(self):
+        for name in ("ub", "x", "xbar", "fwd_tmp", "bwd_tmp", "grad", "offloadable", "fn_tmp"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.uf):
+                raise ValueError(f"Costs.{name} has {len(value)} values for {len(self.uf)} stages")
+        if self.offloadable is not None:
+            room = np.maximum(np.asarray(self.xbar) - np.asarray(self.x), 0)  # a view output allocates nothing
+            if (np.asarray(self.offloadable) < 0).any() or (np.asarray(self.offloadable) > room).any():
+                raise ValueError("Costs.offloadable must lie between 0 and max(xbar - x, 0) for every stage")
+
     def grads(self, s: int, t: int) -> int:
         """Bytes of the parameter gradients of stages ``s..t``."""
         return 0 if self.grad is None or s > t else int(np.sum(self.grad[s : t + 1]))
@@ -70,9 +80,9 @@ class Costs:
         grad = np.asarray(profile["grad_bytes"].values)
         saved = np.asarray(profile["saved_hooks"].values) if "saved_hooks" in profile else get["x"]
         offloadable = np.clip(saved - get["x"], 0, np.maximum(get["xbar"] - get["x"], 0))
-        # The loss of kit.memory.execute.mean_square: one float32 scalar.
         input_bytes = int(profile.attrs.get("input_bytes", 0))
         fn_tmp = np.asarray(profile["fn_tmp"].values) if "fn_tmp" in profile else None
+        # loss_bytes: the loss of kit.memory.execute.mean_square, one float32 scalar.
         return cls(**get, grad=grad, loss_bytes=4, input_bytes=input_bytes, offloadable=offloadable, fn_tmp=fn_tmp)
 
     @property
@@ -119,6 +129,14 @@ def with_offloads(ops: list[tuple[str, int]], offloaded) -> list[tuple[str, int]
     own (a ``prefetch``). Stages whose forward with grad is not followed by the next stage's forward (nothing
     runs between their forward and backward) are left in place."""
     offloaded, out, away = set(offloaded), [], set()
+    if any(op in ("offload", "prefetch") for op, _ in ops):
+        raise ValueError("ops already hold offload or prefetch operations")
+    last = max((j for _, j in ops), default=-1)
+    bad = sorted(
+        j for j in offloaded if isinstance(j, bool) or not isinstance(j, int | np.integer) or not 0 <= j < last
+    )
+    if bad:
+        raise ValueError(f"stages {bad} cannot be offloaded: choose stages 0..{last - 1} (the last has no later stage)")
     for index, (op, j) in enumerate(ops):
         following = ops[index + 1] if index + 1 < len(ops) else None
         if op == "B" and following == ("B", j - 1) and j - 1 in away:

@@ -58,3 +58,23 @@ def fidelity(trace: Trace, platform: Platform | None = None) -> xr.Dataset:
         data[name].attrs["units"] = "s"
     data["makespan_error"].attrs["units"] = "1"
     return data
+
+
+def fidelity_table(traces, platforms=None) -> xr.Dataset:
+    """:func:`fidelity` of several recorded ``traces`` (each on its own calibrated model unless
+    ``platforms`` gives one per trace): dim ``run`` (the traces' names) with ``tasks``,
+    ``makespan_recorded``, ``makespan_replayed`` and ``makespan_error``."""
+    traces = list(traces)
+    platforms = list(platforms) if platforms is not None else [None] * len(traces)
+    if len(platforms) != len(traces):
+        raise ValueError(f"platforms gives {len(platforms)} platforms for {len(traces)} traces")
+    rows = [fidelity(trace, platform) for trace, platform in zip(traces, platforms, strict=True)]
+    keys = ("makespan_recorded", "makespan_replayed", "makespan_error")
+    data = xr.Dataset(
+        {key: ("run", [float(row[key]) for row in rows]) for key in keys},
+        coords={"run": [trace.name for trace in traces]},
+    )
+    data["tasks"] = ("run", [len(trace.tasks) for trace in traces])
+    data["makespan_recorded"].attrs["units"] = data["makespan_replayed"].attrs["units"] = "s"
+    data["makespan_error"].attrs["units"] = "1"
+    return data
