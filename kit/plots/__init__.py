@@ -3,6 +3,7 @@
 from kit.plots.fields import field_snapshots
 from kit.plots.memory import memory_tradeoff, partitioning, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
+from kit.plots.replay import gantt
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
 from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
@@ -10,6 +11,7 @@ from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
 __all__ = [
     "buffer_policies",
     "field_snapshots",
+    "gantt",
     "memory_tradeoff",
     "online_vs_offline",
     "partitioning",
