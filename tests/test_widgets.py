@@ -1,6 +1,7 @@
 """The simulator explorer, driven without a browser: moving a slider changes the field shown."""
 
 import numpy as np
+import pytest
 
 from kit.simulators import Heat2D
 from kit.widgets import SimulatorExplorer
@@ -25,8 +26,6 @@ def test_parameter_and_step_sliders_change_the_field():
 
 
 def test_sobol_map_explorer_shows_the_chosen_parameter_and_step():
-    import pytest
-
     from kit.sensitivity import FieldSobol
     from kit.widgets import SobolMapExplorer
 
@@ -60,3 +59,62 @@ def test_plan_explorer_replans_when_the_budget_moves():
     explorer.budget.value = explorer.budget.min
     tight = explorer.current["optimal"]
     assert tight.predicted_peak <= explorer.budget.value and tight.predicted_time > fast.predicted_time
+
+
+def small_study(client, n_simulations):
+    from kit.online import OnlineStudy
+    from kit.simulators import Heat2D
+
+    sim = Heat2D(n=8, steps=6)
+    return OnlineStudy(sim, n_simulations=n_simulations, capacity=40, batch_size=8, client=client, seed=0)
+
+
+def test_study_monitor_runs_headless_and_shows_where_the_simulations_went(cluster_client):
+    from kit.widgets import StudyMonitor
+
+    monitor = StudyMonitor(small_study(cluster_client, 6), every=2)
+    result = monitor.run(progress=False)
+    assert result.accounting["balanced"] and monitor.frames >= 2
+    where = next(ax for ax in monitor.figure.axes if ax.get_title().startswith("where the sampler put"))
+    plotted = np.concatenate([c.get_offsets() for c in where.collections])
+    np.testing.assert_allclose(sorted(map(tuple, plotted)), sorted(map(tuple, result.simulations.params.values[:, :2])))
+    with pytest.raises(RuntimeError, match="not started"):
+        monitor.stop()
+
+
+def test_study_monitor_start_runs_in_the_background_and_stop_keeps_the_result(cluster_client):
+    import time
+
+    from kit.widgets import StudyMonitor
+
+    study = small_study(cluster_client, 500)
+    monitor = StudyMonitor(study, every=2)
+    monitor.start_button.click()
+    assert monitor.start_button.disabled and not monitor.stop_button.disabled
+    deadline = time.monotonic() + 120
+    while monitor.frames < 2 and monitor.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bytes(monitor.image.value).startswith(b"\x89PNG"), monitor.status.value
+    monitor.stop_button.click()
+    result = monitor.wait(120)
+    assert result is not None and monitor.status.value.startswith("stopped"), monitor.status.value
+    assert result.metrics.sizes["batch"] == study.max_batches and result.accounting["balanced"]
+    assert len(result.simulations.simulation) < 500 and "cancelled" in set(result.simulations.status.values)
+    with pytest.raises(RuntimeError, match="already started"):
+        monitor.start()
+
+
+def test_monitor_rates_are_windowed_over_the_last_batches():
+    import xarray as xr
+
+    from kit.plots.online import _windowed_rate
+
+    metrics = xr.Dataset(
+        {"produced": ("batch", [10, 20, 40, 80]), "seconds": ("batch", [1.0, 2.0, 3.0, 4.0])},
+        coords={"batch": [1, 2, 3, 4]},
+    )
+    np.testing.assert_allclose(_windowed_rate(metrics, "produced", 2), [10.0, 10.0, 15.0, 30.0])
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
+        from kit.widgets import StudyMonitor
+
+        StudyMonitor(None, every=0)

@@ -2,7 +2,8 @@
 
 from kit.widgets.deployment import DeploymentExplorer
 from kit.widgets.explorer import SimulatorExplorer
-from kit.widgets.live import LiveFigure, live_study_monitor
+from kit.widgets.live import LiveFigure
+from kit.widgets.monitor import StudyMonitor
 from kit.widgets.plan_explorer import PlanExplorer
 from kit.widgets.sobol_maps import SobolMapExplorer
 
@@ -12,5 +13,5 @@ __all__ = [
     "PlanExplorer",
     "SimulatorExplorer",
     "SobolMapExplorer",
-    "live_study_monitor",
+    "StudyMonitor",
 ]
