@@ -59,6 +59,14 @@ def test_plan_explorer_replans_when_the_budget_moves():
     explorer.budget.value = explorer.budget.min
     tight = explorer.current["optimal"]
     assert tight.predicted_peak <= explorer.budget.value and tight.predicted_time > fast.predicted_time
+    # The schedule drawn: one bar per forward and backward of the optimal plan, in the plan's order.
+    optimal = next(ax for ax in explorer.figure.axes if ax.get_title().startswith("optimal:"))
+    drawn = sorted((p.get_x(), round(p.get_y() + p.get_height() / 2), p.get_width()) for p in optimal.patches)
+    costs = explorer.costs
+    expected = [(j, costs.ub[j] if op == "B" else costs.uf[j]) for op, j in tight.operations if op != "free"]
+    np.testing.assert_allclose([(stage, width) for _, stage, width in drawn], expected)
+    np.testing.assert_allclose([x for x, _, _ in drawn], np.cumsum([0.0] + [w for _, w in expected])[:-1])
+    assert len(drawn) > 2 * costs.length  # recomputations
 
 
 def small_study(client, n_simulations):

@@ -1,7 +1,7 @@
 """Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state)."""
 
 from kit.plots.fields import field_snapshots
-from kit.plots.memory import memory_tradeoff, partitioning, profiler_accuracy
+from kit.plots.memory import memory_tradeoff, partitioning, plan_schedule, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
 from kit.plots.replay import gantt
 from kit.plots.sampling import sampler_comparison
@@ -15,6 +15,7 @@ __all__ = [
     "memory_tradeoff",
     "online_vs_offline",
     "partitioning",
+    "plan_schedule",
     "profiler_accuracy",
     "salib_benchmark",
     "sampler_comparison",
