@@ -1,8 +1,9 @@
-"""The simulator explorer, driven without a browser: moving a slider changes the field shown."""
+"""The dashboards of kit.widgets, driven without a browser: moving a control changes what is shown."""
 
 import numpy as np
 import pytest
 
+import kit.plots as kit_plots
 from kit.simulators import Heat2D
 from kit.widgets import SimulatorExplorer
 
@@ -23,6 +24,22 @@ def test_parameter_and_step_sliders_change_the_field():
     explorer.step.value = 1
     assert float(explorer.frame.time[0]) == sim.t_end / sim.steps
     np.testing.assert_allclose(explorer.frame.values[0], next(sim.run(explorer.point)).field)
+
+
+def test_simulator_explorer_draws_the_time_evolution_of_gray_scott():
+    from kit.simulators import GrayScott
+
+    sim = GrayScott(n=12, steps=4, substeps=5)
+    explorer = SimulatorExplorer(sim, seed=0)
+    assert list(explorer.sliders) == list(sim.space.names) and explorer.trajectory.sizes["time"] == 4
+    image_ax, curve_ax = (ax for ax in explorer.figure.axes if ax.get_label() != "<colorbar>")
+    np.testing.assert_allclose(image_ax.images[0].get_array(), explorer.frame.values[0])
+    np.testing.assert_allclose(curve_ax.lines[0].get_ydata(), explorer.trajectory.mean(("y", "x")))
+    explorer.step.value = 2
+    marker = next(ax for ax in explorer.figure.axes if ax.get_title() == "over the plate, in time").lines[1]
+    assert marker.get_xdata()[0] == float(explorer.trajectory.time[1])
+    with pytest.raises(ValueError, match=r"step must be in \[0, 4\), got 4"):
+        kit_plots.field_evolution(explorer.trajectory, 4)
 
 
 def test_sobol_map_explorer_shows_the_chosen_parameter_and_step():
@@ -71,7 +88,6 @@ def test_plan_explorer_replans_when_the_budget_moves():
 
 def small_study(client, n_simulations):
     from kit.online import OnlineStudy
-    from kit.simulators import Heat2D
 
     sim = Heat2D(n=8, steps=6)
     return OnlineStudy(sim, n_simulations=n_simulations, capacity=40, batch_size=8, client=client, seed=0)

@@ -1,6 +1,6 @@
 """Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state)."""
 
-from kit.plots.fields import field_snapshots
+from kit.plots.fields import field_evolution, field_snapshots
 from kit.plots.memory import memory_tradeoff, partitioning, plan_schedule, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
 from kit.plots.replay import gantt
@@ -10,6 +10,7 @@ from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
 
 __all__ = [
     "buffer_policies",
+    "field_evolution",
     "field_snapshots",
     "gantt",
     "memory_tradeoff",
