@@ -142,3 +142,24 @@ def test_monitor_rates_are_windowed_over_the_last_batches():
         from kit.widgets import StudyMonitor
 
         StudyMonitor(None, every=0)
+
+
+def test_figures_display_as_png_in_a_jupyter_kernel(monkeypatch):
+    """kit never imports pyplot, so kit.plots registers the PNG display of figures itself."""
+    import nbclient
+    import nbformat
+
+    from kit import paths
+
+    monkeypatch.setenv("PYTHONPATH", str(paths.root()))
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import kit.plots\nfrom matplotlib.figure import Figure\nf = Figure()\nf.subplots()\nf"
+        )
+    ]
+    nbclient.NotebookClient(nb, timeout=120).execute()
+    assert "image/png" in nb.cells[0].outputs[0]["data"]
+    from kit.plots.display import register_png_display
+
+    assert not register_png_display()  # outside a kernel: nothing to register

@@ -1,5 +1,7 @@
-"""Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state)."""
+"""Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state); in a Jupyter kernel
+figures display as PNG images."""
 
+from kit.plots.display import register_png_display
 from kit.plots.fields import field_evolution, field_snapshots
 from kit.plots.memory import memory_tradeoff, partitioning, plan_schedule, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
@@ -26,3 +28,5 @@ __all__ = [
     "streaming_efficiency",
     "study_monitor",
 ]
+
+register_png_display()

@@ -32,7 +32,7 @@ class StudyMonitor:
         self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
         self.status = widgets.Label("ready: Start runs the study")
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", display="none"))
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.widget = widgets.VBox([widgets.HBox([self.start_button, self.stop_button, self.status]), self.image])
@@ -91,6 +91,7 @@ class StudyMonitor:
         buffer = io.BytesIO()
         self._draw(result).savefig(buffer, format="png", dpi=80)
         self.image.value = buffer.getvalue()
+        self.image.layout.display = None
         self.status.value = f"running: batch {result.metrics.sizes.get('batch', 0)}"
 
     def _ipython_display_(self) -> None:
