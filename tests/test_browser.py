@@ -43,7 +43,9 @@ SETTINGS = {
 }
 
 
+@pytest.fixture
 def chromium() -> str:
+    """The distribution's Chromium; checked before JupyterLab starts, so a machine without it skips at once."""
     path = shutil.which("chromium")
     if path is None:
         pytest.skip(
@@ -51,6 +53,11 @@ def chromium() -> str:
             "'apt-get install -y chromium'; .ci/run does it), then run 'make test-browser'"
         )
     return path
+
+
+@pytest.fixture
+def playwright():
+    return pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements.lock pins it)")
 
 
 def free_port() -> int:
@@ -191,14 +198,10 @@ def run_all_cells(page, deadline_s: float = 150.0) -> list[str]:
     return prompts(page)
 
 
-def test_online_training_notebook_runs_and_its_widgets_respond_in_chromium(lab, tmp_path):
-    executable = chromium()
-    playwright = pytest.importorskip(
-        "playwright.sync_api", reason="pip install playwright (it is in requirements.lock)"
-    )
+def test_online_training_notebook_runs_and_its_widgets_respond_in_chromium(chromium, playwright, lab, tmp_path):
     base, token, notebook = lab
     with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS, headless=True)
+        browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
