@@ -6,11 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: figures test lint format lab lock clean-venv help
+.PHONY: figures test test-browser lint format lab lock clean-venv help
 
 help:
 	@echo "make figures   regenerate every paper figure (papers/*/figures, data, executed)"
 	@echo "make test      lint and run the whole test suite (unit, notebooks, golden data)"
+	@echo "make test-browser  run online_training.ipynb in JupyterLab in headless Chromium (needs chromium)"
 	@echo "make lab       open JupyterLab on notebooks/"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 
@@ -30,6 +31,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest --browser -m browser tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

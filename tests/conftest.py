@@ -9,6 +9,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/ from the current code")
+    parser.addoption("--browser", action="store_true", help="run the real-browser tests (make test-browser)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Real-browser tests run only when asked (``--browser``): they need Chromium and start JupyterLab."""
+    if config.getoption("--browser"):
+        return
+    skip = pytest.mark.skip(reason="real-browser test: run it with 'make test-browser' (pytest --browser)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -81,3 +81,23 @@ def test_doctor_reports_a_working_environment():
     assert result.returncode == 0, result.stdout
     assert "kernel 'python3' runs" in result.stdout
     assert "torch device:" in result.stdout
+    assert "ok      JupyterLab widgets extension in" in result.stdout
+    assert "running on a laptop or server (not Binder)" in result.stdout
+
+
+def test_doctor_lists_what_is_missing_with_its_fix(tmp_path):
+    # A stale kernelspec (required: fails), no Chromium on PATH (optional: listed, does not fail), on Binder.
+    spec = tmp_path / "jupyter" / "kernels" / "python3" / "kernel.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text('{"argv": ["/opt/old/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], '
+                    '"display_name": "old", "language": "python"}')  # fmt: skip
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "jupyter"), "PATH": str(tmp_path), "BINDER_REQUEST": "1"}
+    result = subprocess.run([sys.executable, "-m", "kit.cli", "doctor"], capture_output=True, text=True, env=env)
+    assert result.returncode == 1, result.stdout
+    assert "ok      running on Binder" in result.stdout
+    assert "MISSING kernel 'python3' starts /opt/old/bin/python" in result.stdout
+    assert "fix: remove the stale kernelspec: jupyter kernelspec remove python3" in result.stdout
+    assert "missing chromium for the browser test: not found" in result.stdout
+    assert "fix: apt-get install -y chromium (Debian/Ubuntu; another system: its chromium package) (optional)" in (
+        result.stdout
+    )

@@ -1,7 +1,9 @@
-"""The simulator explorer, driven without a browser: moving a slider changes the field shown."""
+"""The dashboards of kit.widgets, driven without a browser: moving a control changes what is shown."""
 
 import numpy as np
+import pytest
 
+import kit.plots as kit_plots
 from kit.simulators import Heat2D
 from kit.widgets import SimulatorExplorer
 
@@ -24,9 +26,23 @@ def test_parameter_and_step_sliders_change_the_field():
     np.testing.assert_allclose(explorer.frame.values[0], next(sim.run(explorer.point)).field)
 
 
-def test_sobol_map_explorer_shows_the_chosen_parameter_and_step():
-    import pytest
+def test_simulator_explorer_draws_the_time_evolution_of_gray_scott():
+    from kit.simulators import GrayScott
 
+    sim = GrayScott(n=12, steps=4, substeps=5)
+    explorer = SimulatorExplorer(sim, seed=0)
+    assert list(explorer.sliders) == list(sim.space.names) and explorer.trajectory.sizes["time"] == 4
+    image_ax, curve_ax = (ax for ax in explorer.figure.axes if ax.get_label() != "<colorbar>")
+    np.testing.assert_allclose(image_ax.images[0].get_array(), explorer.frame.values[0])
+    np.testing.assert_allclose(curve_ax.lines[0].get_ydata(), explorer.trajectory.mean(("y", "x")))
+    explorer.step.value = 2
+    marker = next(ax for ax in explorer.figure.axes if ax.get_title() == "over the plate, in time").lines[1]
+    assert marker.get_xdata()[0] == float(explorer.trajectory.time[1])
+    with pytest.raises(ValueError, match=r"step must be in \[0, 4\), got 4"):
+        kit_plots.field_evolution(explorer.trajectory, 4)
+
+
+def test_sobol_map_explorer_shows_the_chosen_parameter_and_step():
     from kit.sensitivity import FieldSobol
     from kit.widgets import SobolMapExplorer
 
@@ -60,3 +76,90 @@ def test_plan_explorer_replans_when_the_budget_moves():
     explorer.budget.value = explorer.budget.min
     tight = explorer.current["optimal"]
     assert tight.predicted_peak <= explorer.budget.value and tight.predicted_time > fast.predicted_time
+    # The schedule drawn: one bar per forward and backward of the optimal plan, in the plan's order.
+    optimal = next(ax for ax in explorer.figure.axes if ax.get_title().startswith("optimal:"))
+    drawn = sorted((p.get_x(), round(p.get_y() + p.get_height() / 2), p.get_width()) for p in optimal.patches)
+    costs = explorer.costs
+    expected = [(j, costs.ub[j] if op == "B" else costs.uf[j]) for op, j in tight.operations if op != "free"]
+    np.testing.assert_allclose([(stage, width) for _, stage, width in drawn], expected)
+    np.testing.assert_allclose([x for x, _, _ in drawn], np.cumsum([0.0] + [w for _, w in expected])[:-1])
+    assert len(drawn) > 2 * costs.length  # recomputations
+
+
+def small_study(client, n_simulations):
+    from kit.online import OnlineStudy
+
+    sim = Heat2D(n=8, steps=6)
+    return OnlineStudy(sim, n_simulations=n_simulations, capacity=40, batch_size=8, client=client, seed=0)
+
+
+def test_study_monitor_runs_headless_and_shows_where_the_simulations_went(cluster_client):
+    from kit.widgets import StudyMonitor
+
+    monitor = StudyMonitor(small_study(cluster_client, 6), every=2)
+    result = monitor.run(progress=False)
+    assert result.accounting["balanced"] and monitor.frames >= 2
+    where = next(ax for ax in monitor.figure.axes if ax.get_title().startswith("where the sampler put"))
+    plotted = np.concatenate([c.get_offsets() for c in where.collections])
+    np.testing.assert_allclose(sorted(map(tuple, plotted)), sorted(map(tuple, result.simulations.params.values[:, :2])))
+    with pytest.raises(RuntimeError, match="not started"):
+        monitor.stop()
+
+
+def test_study_monitor_start_runs_in_the_background_and_stop_keeps_the_result(cluster_client):
+    import time
+
+    from kit.widgets import StudyMonitor
+
+    study = small_study(cluster_client, 500)
+    monitor = StudyMonitor(study, every=2)
+    monitor.start_button.click()
+    assert monitor.start_button.disabled and not monitor.stop_button.disabled
+    deadline = time.monotonic() + 120
+    while monitor.frames < 2 and monitor.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bytes(monitor.image.value).startswith(b"\x89PNG"), monitor.status.value
+    monitor.stop_button.click()
+    result = monitor.wait(120)
+    assert result is not None and monitor.status.value.startswith("stopped"), monitor.status.value
+    assert result.metrics.sizes["batch"] == study.max_batches and result.accounting["balanced"]
+    assert len(result.simulations.simulation) < 500 and "cancelled" in set(result.simulations.status.values)
+    with pytest.raises(RuntimeError, match="already started"):
+        monitor.start()
+
+
+def test_monitor_rates_are_windowed_over_the_last_batches():
+    import xarray as xr
+
+    from kit.plots.online import _windowed_rate
+
+    metrics = xr.Dataset(
+        {"produced": ("batch", [10, 20, 40, 80]), "seconds": ("batch", [1.0, 2.0, 3.0, 4.0])},
+        coords={"batch": [1, 2, 3, 4]},
+    )
+    np.testing.assert_allclose(_windowed_rate(metrics, "produced", 2), [10.0, 10.0, 15.0, 30.0])
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
+        from kit.widgets import StudyMonitor
+
+        StudyMonitor(None, every=0)
+
+
+def test_figures_display_as_png_in_a_jupyter_kernel(monkeypatch):
+    """kit never imports pyplot, so kit.plots registers the PNG display of figures itself."""
+    import nbclient
+    import nbformat
+
+    from kit import paths
+
+    monkeypatch.setenv("PYTHONPATH", str(paths.root()))
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import kit.plots\nfrom matplotlib.figure import Figure\nf = Figure()\nf.subplots()\nf"
+        )
+    ]
+    nbclient.NotebookClient(nb, timeout=120).execute()
+    assert "image/png" in nb.cells[0].outputs[0]["data"]
+    from kit.plots.display import register_png_display
+
+    assert not register_png_display()  # outside a kernel: nothing to register

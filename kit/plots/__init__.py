@@ -1,9 +1,11 @@
-"""Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state)."""
+"""Figures from results: xarray in, ``matplotlib.figure.Figure`` out (no pyplot state); in a Jupyter kernel
+figures display as PNG images."""
 
-from kit.plots.fields import field_snapshots
-from kit.plots.memory import memory_tradeoff, offloading, partitioning, profiler_accuracy
+from kit.plots.display import register_png_display
+from kit.plots.fields import field_evolution, field_snapshots
+from kit.plots.memory import memory_tradeoff, offloading, partitioning, plan_schedule, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
-from kit.plots.replay import fidelity, replay_speed
+from kit.plots.replay import fidelity, gantt, replay_speed
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
 from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
@@ -11,13 +13,16 @@ from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
 __all__ = [
     "buffer_policies",
     "fidelity",
+    "field_evolution",
     "field_snapshots",
+    "gantt",
     "memory_tradeoff",
     "offloading",
     "online_vs_offline",
     "partitioning",
-    "replay_speed",
+    "plan_schedule",
     "profiler_accuracy",
+    "replay_speed",
     "salib_benchmark",
     "sampler_comparison",
     "save",
@@ -26,3 +31,5 @@ __all__ = [
     "streaming_efficiency",
     "study_monitor",
 ]
+
+register_png_display()

@@ -145,4 +145,40 @@ def offloading(data: xr.Dataset, recorded: xr.Dataset | None = None) -> Figure:
         ax.legend(fontsize="x-small")
     fig.suptitle(f"profiles: {data.attrs.get('device', '')}; overlap {data.attrs.get('overlap', '')}; "
                  "numbers: stages offloaded", fontsize="small")  # fmt: skip
+
+
+OPERATIONS = {"Fe": ("C0", "forward, graph kept"), "Fn": ("C1", "forward without grad"), "B": ("C2", "backward")}
+
+
+def plan_schedule(plans: dict, costs, *, fig=None) -> Figure:
+    """The schedule of each plan (``kit.memory.plan``; None: the strategy cannot fit): its operations in
+    order over the predicted time, one row per stage of the chain (``costs``: ``kit.memory.schedule.Costs``),
+    forwards that keep their graph, forwards without grad (checkpoint sweeps and recomputations), backwards.
+    Draws into ``fig`` (a Figure or SubFigure) when given."""
+    fig = fig if fig is not None else Figure(figsize=(6.5, 2.2 * len(plans)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(plans), 1, sharex=True, squeeze=False)[:, 0])
+    for ax, (name, chosen) in zip(axes, plans.items(), strict=True):
+        if chosen is None:
+            ax.text(0.5, 0.5, f"{name}: no schedule fits this budget", ha="center", va="center", transform=ax.transAxes)
+            ax.set(yticks=[])
+            continue
+        now, spans = 0.0, {op: [] for op in OPERATIONS}
+        for op, stage in chosen.operations:
+            if op in OPERATIONS:
+                seconds = float(costs.ub[stage] if op == "B" else costs.uf[stage])
+                spans[op].append((stage, now, seconds))
+                now += seconds
+        for op, (color, label) in OPERATIONS.items():
+            if spans[op]:
+                stage, start, width = zip(*spans[op], strict=True)
+                ax.barh(stage, width, left=start, height=0.8, color=color, label=label)
+        extra = len(spans["Fe"]) + len(spans["Fn"]) - costs.length
+        ax.set(
+            ylabel="stage",
+            ylim=(costs.length - 0.5, -0.5),
+            title=f"{name}: peak {chosen.predicted_peak / 2**20:.3g} MiB, {chosen.predicted_time:.3g} s, "
+            f"{extra} extra forward(s)",
+        )
+    axes[0].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[-1].set_xlabel("predicted time [s]")
     return fig

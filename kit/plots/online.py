@@ -7,30 +7,71 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 
-def study_monitor(metrics: xr.Dataset, validation: xr.Dataset) -> Figure:
-    """Loss, validation error (mean and p99), throughput and buffer state over training batches."""
-    fig = Figure(figsize=(10, 6.5), layout="constrained")
-    (loss, error), (rates, state) = fig.subplots(2, 2)
+def study_monitor(
+    metrics: xr.Dataset, validation: xr.Dataset, simulations: xr.Dataset | None = None, *, window: int = 10
+) -> Figure:
+    """A study at a glance: training loss and validation error (mean, p99, max); samples produced and
+    consumed per second (over the last ``window`` batches, and since the start dotted); buffer occupancy;
+    sample age; and, given ``simulations`` (``StudyResult.simulations``), where the sampler put them in the
+    plane of the first two parameters (colour: launch order; crosses: failed or redrawn, rings: running)."""
+    fig = Figure(figsize=(13, 6.5), layout="constrained")
+    (loss, error, where), (rates, state, age) = fig.subplots(2, 3)
     if metrics.sizes.get("batch", 0):
         loss.semilogy(metrics.batch, metrics.loss)
-        rates.plot(metrics.batch, metrics.produced_per_second, label="produced")
-        rates.plot(metrics.batch, metrics.consumed_per_second, label="consumed (draws)")
-        state.plot(metrics.batch, metrics.occupancy, label="occupancy")
-        twin = state.twinx()
-        twin.plot(metrics.batch, metrics.age_mean, color="C1", label="mean sample age")
-        twin.set_ylabel("age [batches]")
+        for i, (what, label) in enumerate((("produced", "produced"), ("consumed", "consumed (draws)"))):
+            rates.plot(metrics.batch, _windowed_rate(metrics, what, window), color=f"C{i}", label=label)
+            rates.plot(metrics.batch, metrics[f"{what}_per_second"], color=f"C{i}", linestyle=":", linewidth=1)
+        rates.legend(fontsize="small")
+        state.plot(metrics.batch, metrics.occupancy)
+        age.plot(metrics.batch, metrics.age_mean, label="mean")
+        age.plot(metrics.batch, metrics.age_max, label="max")
+        age.legend(fontsize="small")
     if validation.sizes.get("check_batch", 0):
         error.plot(validation.check_batch, validation.val_mean, marker="o", label="mean")
         error.plot(validation.check_batch, validation.val_p99, marker="s", label="p99")
         error.plot(validation.check_batch, validation.val_max, marker="^", label="max")
-        error.legend()
+        error.legend(fontsize="small")
+    if simulations is not None:
+        _placements(where, simulations)
+    else:
+        where.set_axis_off()
     loss.set(title="training loss (normalised MSE)", xlabel="batch")
     error.set(title="validation RMSE", xlabel="batch")
-    rates.set(title="samples per second", xlabel="batch")
-    state.set(title="buffer", xlabel="batch", ylabel="occupancy", ylim=(0, 1.05))
-    if metrics.sizes.get("batch", 0):
-        rates.legend()
+    rates.set(title=f"samples per second (last {window} batches)", xlabel="batch")
+    state.set(title="buffer occupancy", xlabel="batch", ylim=(0, 1.05))
+    age.set(title="sample age in the buffer", xlabel="batch", ylabel="batches")
     return fig
+
+
+def _windowed_rate(metrics: xr.Dataset, what: str, window: int) -> np.ndarray:
+    """Samples per second over the last ``window`` batches (since the start for the first ones)."""
+    count, seconds = metrics[what].values.astype(float), metrics.seconds.values
+    back = np.maximum(np.arange(len(count)) - window, -1)
+    before = np.where(back >= 0, count[np.maximum(back, 0)], 0.0)
+    since = np.where(back >= 0, seconds[np.maximum(back, 0)], 0.0)
+    return (count - before) / np.maximum(seconds - since, 1e-9)
+
+
+def _placements(ax, simulations: xr.Dataset) -> None:
+    names = [str(p) for p in simulations.parameter.values]
+    if simulations.sizes.get("simulation", 0):
+        x, y = (simulations.params.isel(parameter=k).values for k in (0, min(1, len(names) - 1)))
+        status = simulations.status.values
+        order = simulations.simulation.values
+        ok = np.isin(status, ["ok", "retried", "cancelled"])
+        points = ax.scatter(x[ok], y[ok], c=order[ok], cmap="viridis", s=18, vmin=0, vmax=max(1, order.max()))
+        ax.figure.colorbar(points, ax=ax, label="launch order")
+        running = status == "running"
+        ax.scatter(x[running], y[running], facecolors="none", edgecolors="C3", s=40, label="running")
+        bad = np.isin(status, ["failed", "redrawn"])
+        ax.scatter(x[bad], y[bad], marker="x", color="k", s=30, label="failed or redrawn")
+        if running.any() or bad.any():
+            ax.legend(fontsize="small")
+    ax.set(
+        title=f"where the sampler put {simulations.sizes.get('simulation', 0)} simulations",
+        xlabel=names[0],
+        ylabel=names[min(1, len(names) - 1)],
+    )
 
 
 def online_vs_offline(data: xr.Dataset) -> Figure:

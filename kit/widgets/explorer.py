@@ -1,4 +1,4 @@
-"""A slider per simulator parameter and one for time; the field redraws on every change."""
+"""A slider per simulator parameter and one for time; the field and its time evolution redraw on every change."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import numpy as np
 import xarray as xr
 from IPython.display import display
 
-from kit.plots import field_snapshots
+from kit.plots import field_evolution
 
 
 class SimulatorExplorer:
     """Explore a simulator: move a parameter slider to rerun it, the step slider to move in time.
 
-    ``frame`` holds the field shown (a DataArray with dims ``time, y, x`` of length 1 in time), so the
-    explorer can be driven and checked without a browser.
+    ``trajectory`` holds the run (dims ``time, y, x``), ``frame`` the field shown (length 1 in time) and
+    ``figure`` the field beside its evolution (mean, min, max over time), so the explorer can be driven and
+    checked without a browser.
     """
 
     def __init__(self, simulator, point=None, *, seed: int | None = None):
@@ -43,24 +44,24 @@ class SimulatorExplorer:
 
     def _rerun(self, _change=None) -> None:
         # The explorer keeps one whole trajectory so the step slider moves without rerunning.
-        steps = list(self.simulator.run(self.point, seed=self.seed))
-        self._fields = np.stack([s.field for s in steps])
-        self._times = [s.time for s in steps]
-        self._redraw()
-
-    def _redraw(self, _change=None) -> None:
-        sim, k = self.simulator, self.step.value
-        self.frame = xr.DataArray(
-            self._fields[k - 1][None],
+        sim = self.simulator
+        steps = list(sim.run(self.point, seed=self.seed))
+        self.trajectory = xr.DataArray(
+            np.stack([s.field for s in steps]),
             dims=("time", "y", "x"),
-            coords={"time": [self._times[k - 1]], "y": sim.y, "x": sim.x},
+            coords={"time": [s.time for s in steps], "y": sim.y, "x": sim.x},
             name=getattr(sim, "field_name", "field"),
             attrs={"units": getattr(sim, "units", "")},
         )
-        fig = field_snapshots(self.frame)
+        self._redraw()
+
+    def _redraw(self, _change=None) -> None:
+        k = self.step.value - 1
+        self.frame = self.trajectory.isel(time=[k])
+        self.figure = field_evolution(self.trajectory, k)
         with self.output:
             self.output.clear_output(wait=True)
-            display(fig)
+            display(self.figure)
 
     def _ipython_display_(self) -> None:
         display(self.widget)

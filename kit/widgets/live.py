@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from IPython.display import display
 
-from kit.plots import study_monitor
-
 
 class LiveFigure:
     """Call it with the arguments of ``draw``: the first call displays the figure, later calls replace it."""
@@ -20,8 +18,3 @@ class LiveFigure:
         else:
             self.handle.update(figure)
         return figure
-
-
-def live_study_monitor() -> LiveFigure:
-    """A :class:`LiveFigure` of :func:`kit.plots.study_monitor`, to pass as ``OnlineStudy.run(callback=...)``."""
-    return LiveFigure(lambda result: study_monitor(result.metrics, result.validation))

@@ -1,4 +1,5 @@
-"""Move a budget slider and the chain is re-planned live: optimal against uniform, predicted peak and time."""
+"""Move a budget slider and the chain is re-planned live: optimal against uniform, predicted peak and time,
+and the chosen schedules drawn."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from matplotlib.figure import Figure
 
 from kit.memory.plan import least_peak, plan
 from kit.memory.schedule import Costs
+from kit.plots.memory import plan_schedule
 
 
 class PlanExplorer:
     """Explore the plans of a profiled chain (``kit.memory.profile``) over budgets.
 
-    ``current`` holds the plans for the slider's budget (``{"optimal": Plan, "uniform": Plan or None}``), so
-    the explorer can be driven and checked without a browser.
+    ``current`` holds the plans for the slider's budget (``{"optimal": Plan, "uniform": Plan or None}``) and
+    ``figure`` the trade-off curves beside their schedules, so the explorer can be driven and checked without
+    a browser.
     """
 
     def __init__(self, profile, *, points: int = 24):
@@ -43,8 +46,9 @@ class PlanExplorer:
     def _replan(self, _change=None) -> None:
         budget = int(self.budget.value)
         self.current = {name: self._plan(budget, name) for name in ("optimal", "uniform")}
-        fig = Figure(figsize=(6.5, 3.4), layout="constrained")
-        ax = fig.subplots()
+        self.figure = fig = Figure(figsize=(12, 4.2), layout="constrained")
+        curve, schedules = fig.subfigures(1, 2, width_ratios=(1, 1.2))
+        ax = curve.subplots()
         for i, (name, plans) in enumerate(self.curve.items()):
             times = [p.predicted_time if p is not None else np.nan for p in plans]
             ax.plot(self.budgets / 2**20, times, color=f"C{i}", label=f"{name} (predicted)")
@@ -54,6 +58,7 @@ class PlanExplorer:
         ax.axvline(budget / 2**20, color="0.5", linestyle=":")
         ax.set(xlabel="budget [MiB]", ylabel="time of a training step [s]")
         ax.legend(fontsize="small")
+        plan_schedule(self.current, self.costs, fig=schedules)
         with self.output:
             self.output.clear_output(wait=True)
             display(fig)
