@@ -244,6 +244,7 @@ def synthetic_profile(rng, length):
         "x": x,
         "xbar": x + rng.integers(0, 50, length) * 1000,
         "fwd_tmp": rng.integers(0, 10, length) * 1000,
+        "bwd_tmp": rng.integers(0, 10, length) * 1000,
         "grad_bytes": rng.integers(0, 200, length) * 1000,
     }
     return xr.Dataset({k: ("stage", v) for k, v in values.items()}, attrs={"input_bytes": 5000})
@@ -447,8 +448,10 @@ def test_a_partition_runs_across_devices_with_the_memory_it_predicts(mode):
     torch.manual_seed(5)
     data = run_partition(planned, expected, inputs, {"first": "cpu", "second": "cpu"})
     assert list(data.start.values) == [0, 3] and list(data.stop.values) == [3, 8]
-    # The allocator sees what the model predicts on each device (one micro-batch in training).
+    # The allocator sees what the model predicts on each device (one micro-batch in training), and the peak
+    # stays under the model's bound.
     np.testing.assert_allclose(data.measured_memory, data.predicted_memory, rtol=1e-3)
+    assert (data.measured_peak <= data.predicted_peak).all() and data.attrs["fits"] == 1
     if mode == "training":
         assert data.attrs["loss"] == pytest.approx(reference.item(), rel=1e-6)
         for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):

@@ -1,9 +1,10 @@
-"""Memory for training chains (pillar 3): profile each stage, plan re-materialisation under a byte budget,
-run the plan as a training step and measure it.
+"""Memory for training chains (pillar 3): profile each stage, plan re-materialisation and offloading under a
+byte budget, partition chains over devices, run the plan as a training step and measure it.
 
 :func:`profile` measures a chain model (``nn.Sequential``) stage by stage on CPU or CUDA; :func:`plan` builds
 ``store_all``, ``recompute_all``, ``uniform`` (``checkpoint_sequential``) or ``optimal`` (rotor's dynamic
-program) schedules and predicts their peak and time; :func:`measure` runs one and reports both. Knows nothing
+program) schedules, or ``offload`` ones over a :class:`HostLink`, and predicts their peak and time;
+:func:`measure` runs one and reports both. Knows nothing
 of ``kit.online`` or ``kit.replay``. Planning needs numpy only; the names that need torch load it on first use.
 """
 
@@ -16,6 +17,7 @@ _LAZY = {
     "measure": "kit.memory.execute",
     "run": "kit.memory.execute",
     "stages": "kit.memory.chain",
+    "HostLink": "kit.memory.host_link",
 }
 
 __all__ = ["STRATEGIES", "Plan", "plan", *_LAZY]

@@ -16,12 +16,12 @@ import xarray as xr
 
 from kit.memory.execute import measure
 from kit.memory.models import benchmark_chain
-from kit.memory.plan import STRATEGIES, least_peak, plan
+from kit.memory.plan import STRATEGIES, budgets_between, plan
 from kit.memory.profiling import check_device, profile
 from kit.memory.schedule import Costs
 
 #: Per-stage quantities compared between host and device profiles.
-STAGE_BYTES = ("x", "xbar", "fwd_tmp", "bwd_tmp", "saved_hooks")
+STAGE_BYTES = ("x", "xbar", "fwd_tmp", "fn_tmp", "bwd_tmp", "saved_hooks")
 
 #: Batch sizes of the recorded GPU run: large enough that a step is not bound by kernel launches.
 GPU_BATCHES = {"mlp": 8192, "conv": 256, "transformer": 64, "resnet18": 32}
@@ -48,18 +48,15 @@ def profiler_accuracy(
     target = check_device(device)
     layers, steps = [], []
     for name in chains:
-        size = batch.get(name) if isinstance(batch, dict) else batch
-        model, sample = benchmark_chain(name, batch=size, seed=seed)
+        model, sample = benchmark_chain(name, batch=batch, seed=seed)
         profiles = {on: profile(copy.deepcopy(model), sample, where, repeats=repeats) for on, where in _places(target)}
         layers.append(xr.concat([profiles[on][list(STAGE_BYTES)] for on in ("host", "device")], dim="on"))
         chain = Costs.from_profile(profiles["device"])
-        full = plan(chain, strategy="store_all").predicted_peak
-        least = least_peak(chain)
-        budget = int(least + fraction * (full - least))
+        (budget,) = budgets_between(chain, [fraction])
         peaks, predicted = np.full((2, len(STRATEGIES)), np.nan), np.full(len(STRATEGIES), np.nan)
         for k, strategy in enumerate(STRATEGIES):
             try:
-                chosen = plan(chain, budget, strategy)
+                chosen = plan(chain, int(budget), strategy)
             except ValueError:  # this strategy cannot fit the budget
                 continue
             predicted[k] = chosen.predicted_peak

@@ -89,10 +89,13 @@ CHAINS = {
 }
 
 
-def benchmark_chain(name: str, *, batch: int | None = None, seed: int = 0) -> tuple[nn.Sequential, torch.Tensor]:
-    """The chain ``name`` (one of :data:`CHAINS`) with seeded weights and a seeded input batch."""
+def benchmark_chain(name: str, *, batch: int | dict | None = None, seed: int = 0) -> tuple[nn.Sequential, torch.Tensor]:
+    """The chain ``name`` (one of :data:`CHAINS`) with seeded weights and a seeded input batch of ``batch``
+    samples (a mapping: per chain name; None or 0: the chain's default)."""
     if name not in CHAINS:
         raise ValueError(f"unknown chain {name!r}; choose one of {sorted(CHAINS)}")
+    if isinstance(batch, dict):
+        batch = batch.get(name)
     build, shape = CHAINS[name]
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from kit.memory.execute import measure
-from kit.memory.plan import least_peak, plan
+from kit.memory.plan import budgets_between, plan
 from kit.memory.profiling import check_device, profile
 from kit.memory.schedule import Costs
 
@@ -45,14 +45,24 @@ def compare(
     )
 
 
-def sweep(bandwidths, chains=("conv", "transformer", "resnet18"), *, overlap: float = 1.0, **options) -> xr.Dataset:
+def sweep(
+    bandwidths,
+    chains=("conv", "transformer", "resnet18"),
+    *,
+    overlap: float = 1.0,
+    batch: int | dict | None = None,
+    fractions=(0.0, 0.2, 0.4, 0.6, 0.8),
+    device="cpu",
+    repeats: int = 3,
+    seed: int = 0,
+) -> xr.Dataset:
     """:func:`compare`, planned only, over host links of several ``bandwidths`` (bytes/s each way; dim
-    ``bandwidth``), every chain profiled once on ``options["device"]`` (default CPU)."""
+    ``bandwidth``), every chain profiled once on ``device``."""
     from kit.memory.host_link import HostLink
 
-    batch, seed = options.get("batch"), options.get("seed", 0)
-    chains_profiled = _profile_chains(chains, batch, options.get("device", "cpu"), options.get("repeats", 3), seed)
-    fractions = options.get("fractions", (0.0, 0.2, 0.4, 0.6, 0.8))
+    if len(bandwidths) == 0:
+        raise ValueError("bandwidths must list at least one host-link bandwidth in bytes/s")
+    chains_profiled = _profile_chains(chains, batch, device, repeats, seed)
     runs = [_compare_profiled(chains_profiled, HostLink(float(b), float(b), overlap), fractions, False, 1)
             for b in bandwidths]  # fmt: skip
     out = xr.concat(runs, dim=xr.DataArray(np.asarray(bandwidths, float), dims="bandwidth", name="bandwidth"),
@@ -61,13 +71,22 @@ def sweep(bandwidths, chains=("conv", "transformer", "resnet18"), *, overlap: fl
     return out.assign_attrs(overlap=overlap, seed=seed, batch="default" if batch is None else str(batch))
 
 
+def with_recorded(planned: xr.Dataset, recorded: xr.Dataset | None) -> xr.Dataset:
+    """``planned`` (:func:`sweep`) with the variables of a recorded run of :func:`compare` beside it, prefixed
+    ``recorded_`` (dims ``recorded_chain``, ``strategy``, ``recorded_fraction``), so a figure's data hold both."""
+    if recorded is None:
+        return planned
+    renamed = recorded.rename({name: f"recorded_{name}" for name in recorded.data_vars})
+    renamed = renamed.rename({"chain": "recorded_chain", "fraction": "recorded_fraction"})
+    return xr.merge([planned, renamed], combine_attrs="override")
+
+
 def _profile_chains(chains, batch, device, repeats: int, seed: int) -> dict:
     from kit.memory.models import benchmark_chain
 
     target, out = check_device(device), {}
     for name in chains:
-        size = batch.get(name) if isinstance(batch, dict) else batch
-        model, sample = benchmark_chain(name, batch=size, seed=seed)
+        model, sample = benchmark_chain(name, batch=batch, seed=seed)
         profiled = profile(copy.deepcopy(model), sample, target, repeats=repeats)
         out[name] = (Costs.from_profile(profiled), model.to(target), sample, profiled.attrs["device"])
     return out
@@ -79,9 +98,8 @@ def _compare_profiled(chains_profiled: dict, link, fractions, execute: bool, rep
     values = {key: np.full(shape, np.nan) for key in keys}
     budgets = np.zeros(shape[::2], dtype=np.int64)
     for c, (costs, model, sample, _) in enumerate(chains_profiled.values()):
-        least, full = least_peak(costs), plan(costs, strategy="store_all").predicted_peak
-        for k, fraction in enumerate(fractions):
-            budgets[c, k] = int(least + fraction * (full - least))
+        budgets[c] = budgets_between(costs, fractions)
+        for k in range(len(fractions)):
             for i, strategy in enumerate(COMPARED):
                 chosen = plan(costs, int(budgets[c, k]), strategy, link=link if strategy == "offload" else None)
                 values["predicted_peak"][c, i, k] = chosen.predicted_peak

@@ -41,8 +41,10 @@ class Device:
 @dataclass(frozen=True)
 class Partition:
     """Stages ``[start, stop)`` per device (empty where ``start == stop``), with the objective's terms:
-    per device its time, its memory and, within it, the activations of one micro-batch (training: its
-    graphs; inference: the largest stage input + output + transient)."""
+    per device its time, its memory and, within it, what one micro-batch holds (``activations``: in
+    training its graphs and the activation received, in inference the largest stage input + output +
+    transient) and a bound on its peak (``peaks``: in training with the gradients and transients of the
+    backward)."""
 
     devices: tuple[Device, ...]
     bounds: tuple[tuple[int, int], ...]
@@ -50,6 +52,7 @@ class Partition:
     memory: tuple[int, ...]
     mode: str
     activations: tuple[int, ...] = ()
+    peaks: tuple[int, ...] = ()
 
     @property
     def period(self) -> float:
@@ -87,6 +90,8 @@ class _Model:
         self.output_freed = np.append((saved[0][:-1] == 0) & (saved[1][1:] == 0), False)
         # Inference runs without grad: its transients (fwd_tmp for profiles made before fn_tmp was measured).
         self.fn_tmp = np.asarray(profile["fn_tmp" if "fn_tmp" in profile else "fwd_tmp"].values, dtype=float)
+        self.fwd_tmp = np.asarray(profile["fwd_tmp"].values, dtype=float)
+        self.bwd_tmp = np.asarray(profile["bwd_tmp"].values, dtype=float)
         self.params = np.asarray(profile["grad_bytes"].values, dtype=float)
         self.input_bytes = float(profile.attrs.get("input_bytes", 0))
         self.length = len(self.uf)
@@ -105,8 +110,22 @@ class _Model:
         weights = self.params[start:stop].sum()
         if self.mode == "training":
             in_flight = self.micro_batches or len(self.devices) - k
-            return float(weights * self.state_factor + in_flight * self.activations(start, stop))
+            transient = self.peak(start, stop) - self.activations(start, stop)
+            return float(weights * self.state_factor + in_flight * self.activations(start, stop) + transient)
         return float(weights + self.activations(start, stop))
+
+    def peak(self, start: int, stop: int) -> float:
+        """A bound on one micro-batch's peak in training: its graphs and received activation, plus the forward's
+        largest transient or, in the backward, the gradient received, the segment's parameter gradients and
+        the largest output gradient + input gradient + transient of a stage."""
+        if start == stop or self.mode != "training":
+            return self.activations(start, stop)
+        received = self.x[stop - 1] if stop < self.length else 0.0
+        grad_in = np.concatenate([[0.0], self.x])[start:stop]  # the chain's input needs no gradient
+        # A stage's backward holds the gradient of its output and makes the one of its input.
+        stage = self.x[start:stop] + grad_in + self.bwd_tmp[start:stop]
+        backward = received + self.params[start:stop].sum() + stage.max()
+        return float(self.activations(start, stop) + max(self.fwd_tmp[start:stop].max(), backward))
 
     def activations(self, start: int, stop: int) -> float:
         """One micro-batch's graphs run as one graph per device (training) or the largest stage input + output +
@@ -115,7 +134,8 @@ class _Model:
             return 0.0
         if self.mode == "training":
             inside = np.arange(start, stop - 1)  # the segment's last output is passed on, so kept
-            return float(self.xbar[start:stop].sum() - self.x[inside][self.output_freed[inside]].sum())
+            received = self.x[start - 1] if start > 0 else 0.0  # a copy of the previous device's output
+            return float(received + self.xbar[start:stop].sum() - self.x[inside][self.output_freed[inside]].sum())
         inputs = np.concatenate([[self.input_bytes], self.x])[start:stop]
         if start == 0:
             inputs[1:] += self.input_bytes  # the chain's input batch is held by its caller throughout
@@ -125,7 +145,8 @@ class _Model:
         times = tuple(self.time(k, a, b) for k, (a, b) in enumerate(bounds))
         memory = tuple(int(self.memory(k, a, b)) for k, (a, b) in enumerate(bounds))
         activations = tuple(int(self.activations(a, b)) for a, b in bounds)
-        return Partition(self.devices, tuple(bounds), times, memory, self.mode, activations)
+        peaks = tuple(int(self.peak(a, b)) for a, b in bounds)
+        return Partition(self.devices, tuple(bounds), times, memory, self.mode, activations, peaks)
 
 
 def partition(

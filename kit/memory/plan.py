@@ -169,6 +169,12 @@ def least_schedule(costs: Costs, slots: int = 500):
     return _rebuild(choice, 0, last, m, costs, slot)
 
 
+def budgets_between(costs: Costs, fractions, slots: int = 500) -> np.ndarray:
+    """Budgets (bytes) at ``fractions`` of the way from the least peak (0) to store-all's peak (1)."""
+    least, full = least_peak(costs, slots), plan(costs, strategy="store_all").predicted_peak
+    return np.array([int(least + f * (full - least)) for f in np.atleast_1d(fractions)], dtype=np.int64)
+
+
 def least_peak(costs: Costs, slots: int = 500) -> int:
     """The peak of :func:`least_schedule`."""
     return simulate(costs, operations(least_schedule(costs, slots)))[0]

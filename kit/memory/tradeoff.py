@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from kit.memory.execute import measure
-from kit.memory.plan import STRATEGIES, plan
+from kit.memory.plan import STRATEGIES, budgets_between, plan
 from kit.memory.plan import least_peak as _least_peak
 from kit.memory.profiling import check_device, profile
 from kit.memory.schedule import Costs
@@ -41,7 +41,7 @@ def tradeoff(
     chain = Costs.from_profile(costs)
     full = plan(chain, strategy="store_all")
     least = _least_peak(chain, slots)
-    budgets = np.array([int(least + f * (full.predicted_peak - least)) for f in fractions])
+    budgets = budgets_between(chain, fractions, slots)
     shape = (len(STRATEGIES), len(budgets))
     values = {
         key: np.full(shape, np.nan) for key in ("predicted_peak", "predicted_time", "measured_peak", "measured_time")
@@ -120,8 +120,7 @@ def benchmark(
 
     rows = []
     for name in chains:
-        size = batch.get(name) if isinstance(batch, dict) else batch
-        model, sample = benchmark_chain(name, batch=size, seed=seed)
+        model, sample = benchmark_chain(name, batch=batch, seed=seed)
         data = tradeoff(model, sample, fractions=fractions, device=device, repeats=repeats, progress=progress)
         profiled = [key for key in data.data_vars if "stage" in data[key].dims]
         data = data.drop_vars([*profiled, "stage", "stage_module"]).swap_dims(budget="fraction")

@@ -145,6 +145,7 @@ def offloading(data: xr.Dataset, recorded: xr.Dataset | None = None) -> Figure:
         ax.legend(fontsize="x-small")
     fig.suptitle(f"profiles: {data.attrs.get('device', '')}; overlap {data.attrs.get('overlap', '')}; "
                  "numbers: stages offloaded", fontsize="small")  # fmt: skip
+    return fig
 
 
 OPERATIONS = {"Fe": ("C0", "forward, graph kept"), "Fn": ("C1", "forward without grad"), "B": ("C2", "backward")}
