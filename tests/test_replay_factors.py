@@ -89,3 +89,40 @@ def test_layered_dags_and_the_speed_benchmark_count_what_they_should():
     assert (data.events_per_second > 0).all()
     with pytest.raises(ValueError, match="tasks must be an int >= 1"):
         layered_dag(0)
+
+
+def test_an_online_training_workload_streams_chunks_to_batches_in_order():
+    from kit.replay import replay
+    from kit.replay.projection import PLACEMENT, gpu_platform
+    from kit.replay.workloads import online_training
+
+    trace = online_training(simulations=6, in_flight=2, steps=20, chunk_steps=5, step_seconds=0.01,
+                            receive_seconds=0.0, batch_size=8, batch_seconds=0.001, watermark=10)  # fmt: skip
+    by_id = {t.id: t for t in trace.tasks}
+    assert by_id["sim2-c0"].parents == ("sim0-c3",)  # run 2 waits for a core freed by run 0 (two in flight)
+    batches = [t for t in trace.tasks if t.component == "training"]
+    assert trace.attrs["samples"] == 120 and len(batches) == (120 - 10) // 8 + 1
+    # The first batch waits for the watermark: 10 samples are two chunks of 5.
+    assert sorted(p for p in batches[0].parents) == ["recv0-c0", "recv1-c0"]
+    assert all(b.parents[0] == a.id for a, b in zip(batches, batches[1:], strict=False))
+    # Every chunk reaches a batch once, none twice.
+    fed = [p for b in batches for p in b.parents if p.startswith("recv")]
+    assert len(fed) == len(set(fed))
+    # Two cores, free streaming and a fast link: the runs take 3 waves of 20 steps x 0.01 s.
+    result = replay(trace, gpu_platform(2, bandwidth=1e15, latency=0.0), PLACEMENT)
+    assert max(result.ends[t.id] for t in trace.tasks if t.component == "simulation") == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="in_flight must be an int >= 1"):
+        online_training(in_flight=0)
+
+
+def test_the_scale_projection_finds_the_bottleneck_it_is_given():
+    from kit.replay.projection import scale_projection
+
+    scenarios = {"slow link": {"bandwidth": 4e5, "receive_seconds": 0.0}, "slow stream": {"receive_seconds": 0.05}}
+    data = scale_projection((2, 8), scenarios, steps=20, chunk_steps=5, step_seconds=0.01, step_bytes=1000,
+                            batch_size=8, batch_seconds=1e-4, watermark=8)  # fmt: skip
+    # 8 cores make 800 steps/s: a 400 kB/s link carries 400 steps/s of 1 kB, a 50 ms receive 100 chunks/s of 5.
+    assert float(data.link_busy.sel(scenario="slow link", cores=8)) > 0.8
+    assert float(data.stream_busy.sel(scenario="slow stream", cores=8)) > 0.8
+    assert float(data.produced_per_second.sel(scenario="slow stream", cores=8)) <= 500 * 1.01
+    assert (data.trainer_busy < 0.2).all()  # a fast trainer starves in both
