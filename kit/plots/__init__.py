@@ -5,13 +5,14 @@ from kit.plots.display import register_png_display
 from kit.plots.fields import field_evolution, field_snapshots
 from kit.plots.memory import memory_tradeoff, offloading, partitioning, plan_schedule, profiler_accuracy
 from kit.plots.online import buffer_policies, online_vs_offline, streaming_efficiency, study_monitor
-from kit.plots.replay import fidelity, gantt, replay_speed
+from kit.plots.replay import factor_indices, fidelity, gantt, placements, replay_speed, scale_projection
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
 from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
 
 __all__ = [
     "buffer_policies",
+    "factor_indices",
     "fidelity",
     "field_evolution",
     "field_snapshots",
@@ -20,12 +21,14 @@ __all__ = [
     "offloading",
     "online_vs_offline",
     "partitioning",
+    "placements",
     "plan_schedule",
     "profiler_accuracy",
     "replay_speed",
     "salib_benchmark",
     "sampler_comparison",
     "save",
+    "scale_projection",
     "sobol_convergence",
     "sobol_maps",
     "streaming_efficiency",

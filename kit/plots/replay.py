@@ -139,3 +139,66 @@ def fidelity(table: xr.Dataset, timeline: xr.Dataset) -> Figure:
 def _short(host: str) -> str:
     """A worker address without its protocol and host part (``tcp://127.0.0.1:4321`` -> ``:4321``)."""
     return ":" + host.rsplit(":", 1)[-1] if host.count(":") >= 2 else host
+
+
+def placements(data: xr.Dataset) -> Figure:
+    """The same trace on each platform under each strategy (``kit.replay.placements.compare_placements``):
+    makespan, p99 data latency and bytes moved, grouped bars per platform (a strategy that cannot place the
+    trace there has no bar)."""
+    keys = [("makespan", "makespan [s]", 1.0), ("latency_p99", "p99 data latency [s]", 1.0),
+            ("bytes_moved", "bytes moved [MB]", 1e-6)]  # fmt: skip
+    fig = Figure(figsize=(13.0, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(keys))
+    platforms, strategies = list(data.platform.values), list(data.strategy.values)
+    width = 0.8 / len(strategies)
+    for ax, (key, label, scale) in zip(axes, keys, strict=True):
+        for k, strategy in enumerate(strategies):
+            values = data[key].sel(strategy=strategy).values * scale
+            ax.bar([i + k * width for i in range(len(platforms))], values, width, color=f"C{k}", label=strategy)
+        ax.set(xticks=[i + 0.4 - width / 2 for i in range(len(platforms))], xticklabels=platforms, ylabel=label)
+    axes[0].legend(fontsize="x-small", ncol=2)
+    fig.suptitle(f"trace '{data.attrs.get('trace', '')}' ({data.attrs.get('tasks', '')} tasks) placed by each "
+                 "strategy on each example platform", fontsize="small")  # fmt: skip
+    return fig
+
+
+def factor_indices(data: xr.Dataset) -> Figure:
+    """Sobol' (S1 and ST with their confidence) or Morris (mu* and sigma) indices of each metric with respect
+    to each factor (``kit.replay.factors.factor_study``), one panel per metric."""
+    metrics = list(data.metric.values)
+    fig = Figure(figsize=(4.3 * len(metrics), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    factors = list(data.factor.values)
+    positions = range(len(factors))
+    sobol = data.attrs.get("method") == "sobol"
+    pairs = [("S1", "S1_conf"), ("ST", "ST_conf")] if sobol else [("mu_star", "mu_star_conf"), ("sigma", None)]
+    for ax, metric in zip(axes, metrics, strict=True):
+        part = data.sel(metric=metric)
+        for j, (key, conf) in enumerate(pairs):
+            errors = part[conf].values if conf else None
+            ax.bar([p + 0.4 * j for p in positions], part[key].values, 0.4, yerr=errors, color=f"C{j}", label=key)
+        ax.set(xticks=[p + 0.2 for p in positions], title=str(metric), ylabel="index" if sobol else "effect")
+        ax.set_xticklabels(factors, rotation=30, ha="right", fontsize="small")
+    axes[0].legend(fontsize="x-small")
+    fig.suptitle(f"{data.attrs.get('method', '')} indices from {data.attrs.get('points', '')} replays",
+                 fontsize="small")  # fmt: skip
+    return fig
+
+
+def scale_projection(data: xr.Dataset) -> Figure:
+    """Samples trained per second against simulation cores feeding one GPU node, per scenario
+    (``kit.replay.projection.scale_projection``), and what each resource is busy doing: the trainer, the
+    streaming layer, the link."""
+    fig = Figure(figsize=(12.0, 4.0), layout="constrained")
+    rate_ax, *busy_axes = fig.subplots(1, 4)
+    for i, scenario in enumerate(data.scenario.values):
+        run = data.sel(scenario=scenario)
+        rate_ax.plot(run.cores, run.trained_per_second, "o-", color=f"C{i}", label=str(scenario))
+        for ax, key in zip(busy_axes, ("trainer_busy", "stream_busy", "link_busy"), strict=True):
+            ax.plot(run.cores, run[key], "o-", color=f"C{i}")
+    rate_ax.set(xscale="log", yscale="log", xlabel="simulation cores", ylabel="samples trained per second")
+    rate_ax.legend(fontsize="x-small")
+    for ax, title in zip(busy_axes, ("trainer busy", "streaming layer busy", "link busy"), strict=True):
+        ax.set(xscale="log", xlabel="simulation cores", ylabel="fraction of the makespan", title=title, ylim=(0, 1.05))
+    fig.suptitle("one GPU node fed by more and more simulation cores (replayed)", fontsize="small")
+    return fig

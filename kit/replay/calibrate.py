@@ -47,8 +47,10 @@ def fidelity(trace: Trace, platform: Platform | None = None) -> xr.Dataset:
             "replayed_start": ("task", [result.starts[i] for i in ids]),
             "replayed_end": ("task", [result.ends[i] for i in ids]),
             "component": ("task", [t.component for t in trace.tasks]),
+            "host": ("task", [t.host for t in trace.tasks]),
         },
         coords={"task": ids},
+        attrs={"run": trace.name},
     )
     data["divergence"] = data.replayed_end - data.recorded_end
     data["makespan_recorded"] = trace.makespan

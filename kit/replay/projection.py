@@ -3,6 +3,8 @@ trainer, to see where the trainer stops being starved and what limits it next (s
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import xarray as xr
 
@@ -72,3 +74,33 @@ def scale_projection(
     data["makespan"].attrs["units"] = "s"
     data["trained_per_second"].attrs["units"] = data["produced_per_second"].attrs["units"] = "samples/s"
     return data.assign_attrs(steps=steps, reuse=reuse, **{k: str(v) for k, v in workload.items()})
+
+
+def workflow_scenario(**fixed):
+    """A factor-study scenario (:func:`kit.replay.factors.factor_study`) over workflow and infrastructure
+    factors of :func:`online_training` on :func:`gpu_platform`: any of ``in_flight`` (simulation cores),
+    ``batch_size``, ``chunk_steps``, ``watermark`` (samples buffered before training), ``reuse``,
+    ``receive_seconds``, ``bandwidth``, ``latency`` (rounded where they count things), with ``fixed``
+    settings for the rest. Metrics: ``makespan``, ``trained_per_second``, ``latency_p99`` (s from a chunk
+    made to the batch that first used it)."""
+    return functools.partial(_workflow_point, fixed)
+
+
+def _workflow_point(fixed: dict, values: dict) -> dict:
+    from kit.replay.placements import data_latency
+
+    settings = {**fixed, **values}
+    network = {key: settings.pop(key) for key in ("bandwidth", "latency", "stream_cores") if key in settings}
+    for key in ("in_flight", "batch_size", "chunk_steps", "watermark", "simulations", "steps"):
+        if key in settings:
+            settings[key] = max(1, round(settings[key])) if key != "watermark" else max(0, round(settings[key]))
+    settings.setdefault("simulations", settings.get("in_flight", 4))
+    trace = online_training(**settings)
+    result = replay(trace, gpu_platform(trace.attrs["in_flight"], **network), PLACEMENT)
+    trained = trace.attrs["batches"] * trace.attrs["batch_size"]
+    latency = data_latency(result)
+    return {
+        "makespan": result.makespan,
+        "trained_per_second": trained / result.makespan,
+        "latency_p99": float(np.percentile(latency, 99)) if latency.size else 0.0,
+    }
