@@ -464,6 +464,28 @@ def test_bad_bandwidth_profiles_name_the_link_and_entry(bandwidth, match):
         profile_platform(bandwidth)
 
 
+def test_platform_files_with_gpus_and_profiles_load_and_errors_give_the_line(tmp_path):
+    from kit.replay.platform import Platform
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "hosts:\n"
+        "  a: {tier: edge, cores: 2}\n"
+        "  b: {tier: cloud, cores: 4, speed: 2, gpus: {count: 2, speed: 8, memory: 1.6e10}}\n"
+        "links:\n"
+        "  - {ends: [a, b], bandwidth: [[0, 1.0e6], [60, 2.5e5]], latency: 0.01}\n"
+    )
+    loaded = Platform.from_yaml(path)
+    assert (loaded.hosts["b"].gpus, loaded.hosts["b"].gpu_speed, loaded.hosts["b"].gpu_memory) == (2, 8.0, 1.6e10)
+    assert loaded.links[0].bandwidth == 1e6 and loaded.links[0].changes == ((60.0, 2.5e5),)
+    path.write_text(path.read_text().replace("[60, 2.5e5]", "[60, fast]"))
+    with pytest.raises(ValueError, match=r"p.yaml, line 5: link 0: bandwidth: entry 1: expected a number, got 'fast'"):
+        Platform.from_yaml(path)
+    path.write_text(path.read_text().replace("cores: 4", "cores: 0"))
+    with pytest.raises(ValueError, match=r"p.yaml, line 3: host 'b': cores must be an int >= 1, got 0"):
+        Platform.from_yaml(path)
+
+
 @pytest.mark.parametrize(
     ("gpus", "match"),
     [
