@@ -608,3 +608,31 @@ def test_a_stream_consuming_a_missing_component_is_an_error():
         replay(
             Trace("none", [task("x", 1.0)]), platform(), "edge", streams=[Stream("train", 1.0, consumes="simulation")]
         )
+
+
+def test_a_stream_survives_the_failure_of_its_gpu_host():
+    from kit.replay import Stream, replay
+
+    requests = Stream("cam", work=4.0, rate=1.0, count=3, source="cpu")
+    result = replay(Trace("none", []), gpu_platform(), {"inference": "gpu"}, failures={"gpu": 1.5}, streams=[requests])
+    # On the GPU (speed 4) request k takes [k, k + 1]; the GPU host fails at 1.5, cutting request 1; requests 1 and 2
+    # move to the CPU host (speed 2, one core): [1.5, 3.5] and [3.5, 5.5]. Latencies 1, 2.5, 3.5.
+    assert result.failed == [("cam:1", "gpu", 1.0, 1.5, "host failed")]
+    assert result.ends["cam:2"] == pytest.approx(5.5) and result.devices["cam:2"] == "cpu"
+    data = result.streams.sel(stream="cam")
+    assert float(data.latency_mean) == pytest.approx(7 / 3) and float(data.throughput) == pytest.approx(3 / 5.5)
+
+
+def test_the_speed_benchmark_replays_seeded_layered_dags():
+    from kit.replay.benchmark import layered_trace, speed
+
+    trace = layered_trace(250, width=50, seed=4)
+    assert trace.tasks == layered_trace(250, width=50, seed=4).tasks and len(trace.tasks) == 250
+    layer = {t.id: int(t.id[1:]) // 50 for t in trace.tasks}
+    assert all(layer[p] == layer[t.id] - 1 for t in trace.tasks for p in t.parents)
+    assert all(bool(t.parents) == (layer[t.id] > 0) for t in trace.tasks)
+    data = speed(300, repeats=1)
+    assert (
+        data.scenario.values.tolist() == ["one-host", "round-robin"] and data.events_per_second.attrs["units"] == "1/s"
+    )
+    assert (data.events > 0).all() and data.makespan.values.tolist() == speed(300, repeats=1).makespan.values.tolist()

@@ -50,6 +50,8 @@ class _Engine:
         for name, host in platform.hosts.items():
             self.free[name, False], self.speed[name, False] = host.cores, host.speed
             self.free[name, True], self.speed[name, True] = host.gpus, host.gpu_speed
+        self.cores = {name: (name, False) for name in platform.hosts}  # pool keys, made once
+        self.gpus = {name: (name, True) for name in platform.hosts}
         self.queues: dict = defaultdict(list)
         self.bandwidth = {link.name: link.bandwidth for link in platform.links}
         self.starts, self.ends, self.ready_at, self.pools = {}, {}, {}, {}
@@ -134,17 +136,20 @@ class _Engine:
         """Inputs all on the host: wait for the release time, then for a slot."""
         if self.release and self.release.get(task_id, 0.0) > self.now:
             self.push(self.release[task_id], RELEASE, (task_id, self.epoch[task_id]))
-        else:
-            self.enqueue(task_id)
+            return
+        self.enqueue(task_id)
 
     def enqueue(self, task_id) -> None:
         self.ready_at[task_id] = self.now
-        if task_id in self.instant:  # a stream's request or response: no slot, no time
+        if self.instant and task_id in self.instant:  # a stream's request or response: no slot, no time
             self.starts[task_id], self.pools[task_id] = self.now, None
             self.push(self.now, END, (task_id, self.epoch[task_id]))
             return
         host = self.place[task_id]
-        pool = (host, self.has_gpu[host] and self.tasks[task_id].component in GPU_COMPONENTS)
+        if self.has_gpu[host] and self.tasks[task_id].component in GPU_COMPONENTS:
+            pool = self.gpus[host]
+        else:
+            pool = self.cores[host]
         heapq.heappush(self.queues[pool], (self.order[task_id], task_id))
         self.touched.add(pool)
 
@@ -174,7 +179,7 @@ class _Engine:
                 if target == host:  # same host: free and at once
                     needs.discard(task_id)
                     if not needs:
-                        self.ready(child)
+                        self.enqueue(child) if not self.release else self.ready(child)
                 else:
                     targets = targets or {}
                     targets.setdefault(target, []).append(child)
