@@ -601,9 +601,14 @@ def test_bad_streams_name_the_stream_and_field(arguments, match):
         Stream("s", **arguments)
 
 
-def test_a_stream_consuming_a_missing_component_is_an_error():
+def test_a_stream_from_no_host_twice_or_consuming_nothing_is_an_error():
     from kit.replay import Stream, replay
 
+    with pytest.raises(ValueError, match=r"stream 'cam': source 'mars' is not a host; hosts are \['cloud', 'edge'"):
+        replay(Trace("none", []), platform(), "edge", streams=[Stream("cam", 1.0, rate=1.0, count=1, source="mars")])
+    with pytest.raises(ValueError, match="stream names must be unique"):
+        cam = Stream("cam", 1.0, rate=1.0, count=1, source="edge")
+        replay(Trace("none", []), platform(), "edge", streams=[cam, cam])
     with pytest.raises(ValueError, match="stream 'train' consumes 'simulation', but the trace has no such task"):
         replay(
             Trace("none", [task("x", 1.0)]), platform(), "edge", streams=[Stream("train", 1.0, consumes="simulation")]

@@ -179,7 +179,7 @@ class _Engine:
                 if target == host:  # same host: free and at once
                     needs.discard(task_id)
                     if not needs:
-                        self.enqueue(child) if not self.release else self.ready(child)
+                        self.ready(child)
                 else:
                     targets = targets or {}
                     targets.setdefault(target, []).append(child)

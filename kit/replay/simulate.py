@@ -89,14 +89,19 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0, failur
     ``kit.replay.strategies`` (``seed`` for ``random``), a host name (every task), a mapping from task id or
     component to host, or a callable ``task -> host``.
 
-    ``failures`` maps hosts to the time (s) they fail (:mod:`kit.replay.engine` says what then happens);
-    ``streams`` are :class:`kit.replay.streams.Stream` s replayed beside the trace (their items are placed
-    like tasks of their component; ``result.streams`` gives throughput and latency). A GPU task whose
-    ``memory`` exceeds its host's GPU memory, or a workflow that cannot finish, is an error naming the task.
+    ``failures`` maps hosts to the time (s) they fail (:mod:`kit.replay.engine` says what then happens;
+    ``result.attempts`` lists the runs lost); ``streams`` are :class:`kit.replay.streams.Stream` s replayed
+    beside the trace (their items are placed like tasks of their component; ``result.streams`` gives
+    throughput and latency). A GPU task whose ``memory`` exceeds its host's GPU memory, or a workflow that
+    cannot finish, is an error naming the task.
     """
     clock = time.perf_counter()
     items, pinned, instant, release = {}, {}, set(), {}
     if streams:
+        for stream in streams:
+            if stream.source is not None and stream.source not in platform.hosts:
+                hosts = sorted(platform.hosts)
+                raise ValueError(f"stream {stream.name!r}: source {stream.source!r} is not a host; hosts are {hosts}")
         trace, items, pinned, instant, release = expand(trace, streams)
     place = _placement(trace, platform, placement, seed, pinned)
     _check(trace, platform, place, failures or {})
