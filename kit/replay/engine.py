@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from kit.replay.platform import GPU_COMPONENTS, Platform
 
@@ -257,9 +257,9 @@ class _Engine:
 
     def relocate(self, task_ids) -> None:
         """Move unfinished tasks to their fallback hosts and gather their inputs there again."""
-        pending = list(task_ids)
+        pending = deque(task_ids)
         while pending:
-            task_id = pending.pop(0)
+            task_id = pending.popleft()
             host = self.place[task_id] = self.fallback(task_id)
             self.epoch[task_id] += 1
             self.ready_at.pop(task_id, None)
