@@ -24,6 +24,8 @@ from collections import defaultdict, deque
 from kit.replay.platform import GPU_COMPONENTS, Platform
 
 END, TRANSMIT, RELEASE, FAIL, BANDWIDTH = range(5)
+#: ``missing[task]`` once all its inputs are on its host (one shared object: no set per task stays alive).
+COMPLETE = frozenset()
 
 
 class _Flow:
@@ -43,7 +45,9 @@ class _Engine:
         self.order = {t.id: (t.start, t.id) for t in trace.tasks}  # ready tasks start in trace order
         self.children = trace.children()
         self.release, self.instant = release or {}, frozenset(instant)
-        self.missing = {t.id: set(t.parents) for t in trace.tasks}
+        # Parents whose output is not yet on the task's host: absent while none arrived (all missing), a set
+        # once some did, COMPLETE when all did.
+        self.missing: dict[str, set | frozenset] = {}
         self.epoch = dict.fromkeys(self.tasks, 0)
         self.free, self.speed = {}, {}
         self.has_gpu = {name: host.gpus > 0 for name, host in platform.hosts.items()}
@@ -75,8 +79,9 @@ class _Engine:
         for link in self.platform.links:
             for at, bandwidth in link.changes:
                 self.push(at, BANDWIDTH, (link.name, bandwidth))
-        for task_id, parents in self.missing.items():
-            if not parents:
+        for task_id, task in self.tasks.items():
+            if not task.parents:
+                self.missing[task_id] = COMPLETE
                 self.ready(task_id)
         for host, at in sorted(self.failures.items(), key=lambda item: (item[1], item[0])):
             if at > 0:
@@ -173,13 +178,11 @@ class _Engine:
         host, place, missing = self.place[task_id], self.place, self.missing
         targets = None
         for child in self.children[task_id]:
-            needs = missing[child]
-            if task_id in needs:
+            needs = missing.get(child)
+            if needs is None or task_id in needs:  # self.needs(child, task_id), inline
                 target = place[child]
                 if target == host:  # same host: free and at once
-                    needs.discard(task_id)
-                    if not needs:
-                        self.ready(child)
+                    self.arrive(child, task_id)
                 else:
                     targets = targets or {}
                     targets.setdefault(target, []).append(child)
@@ -209,13 +212,22 @@ class _Engine:
         self.dirty = True
 
     def deliver(self, parent, children) -> None:
-        epochs, missing = self.epoch, self.missing
+        epochs = self.epoch
         for child, epoch in children:
-            needs = missing[child]
-            if epoch == epochs[child] and parent in needs:
-                needs.discard(parent)
-                if not needs:
-                    self.ready(child)
+            if epoch == epochs[child]:
+                self.arrive(child, parent)
+
+    def arrive(self, child, parent) -> None:
+        """The output of ``parent`` is on the host of ``child``."""
+        needs = self.missing.get(child)
+        if needs is None:
+            needs = self.missing[child] = set(self.tasks[child].parents)
+        elif parent not in needs:
+            return
+        needs.discard(parent)
+        if not needs:
+            self.missing[child] = COMPLETE
+            self.ready(child)
 
     def share(self) -> tuple[float, int]:
         """Max-min fair rates for the flows in flight; the time the first of them ends, and which."""
@@ -246,8 +258,13 @@ class _Engine:
             moving.append(task_id)
         lost = [t for t, placed in self.place.items() if placed == host and t in self.ends]
         self.relocate(moving)
-        needed = [t for t in lost if t in self.ends and any(t in self.missing[c] for c in self.children[t])]
+        needed = [t for t in lost if t in self.ends and any(self.needs(c, t) for c in self.children[t])]
         self.relocate([self.forget(t) for t in needed])
+
+    def needs(self, child, parent) -> bool:
+        """Whether ``child`` still waits for the output of ``parent``."""
+        waiting = self.missing.get(child)
+        return waiting is None or parent in waiting
 
     def forget(self, task_id) -> str:
         """Drop the finished run of ``task_id`` whose output was lost (kept as an attempt)."""
@@ -275,6 +292,7 @@ class _Engine:
                 if parent in self.ends:  # finished on a failed host: run it again
                     pending.append(self.forget(parent))
             if not missing:
+                self.missing[task_id] = COMPLETE
                 self.ready(task_id)
 
     def fallback(self, task_id) -> str:
