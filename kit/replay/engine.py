@@ -7,7 +7,7 @@ latency, then shares every link it crosses max-min fairly with the flows in flig
 recomputed whenever the flows or a link's bandwidth change); on one host data is free.
 
 A failed host stops at once (before any task ending at that very time) and loses what it held: its running
-tasks become failed attempts; its unfinished tasks move to the fallback host (:meth:`_Engine.fallback`) and
+tasks become failed attempts; its unfinished tasks move to the fallback host (:meth:`Engine.fallback`) and
 gather their inputs there again, re-sent from the hosts that produced them; transfers from or to it are
 dropped; a finished task whose output lived only there (a task's output lives on the host that produced
 it) and is still needed runs again (an ``output lost`` attempt). Links keep forwarding through a failed
@@ -36,7 +36,7 @@ class _Flow:
         self.parent, self.source, self.target, self.children = parent, source, target, children
 
 
-class _Engine:
+class Engine:
     """The state of one replay; :meth:`run` fills ``starts``, ``ends``, ``ready_at``, ``pools``, ``attempts``."""
 
     def __init__(self, trace, platform: Platform, place, *, release=None, instant=(), failures=None):

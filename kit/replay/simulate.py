@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from kit.replay.engine import _Engine
+from kit.replay.engine import Engine
 from kit.replay.platform import Platform
 from kit.replay.streams import expand, summary
 from kit.replay.trace import Trace
@@ -105,7 +105,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0, failur
         trace, items, pinned, instant, release = expand(trace, streams)
     place = _placement(trace, platform, placement, seed, pinned)
     _check(trace, platform, place, failures or {})
-    engine = _Engine(trace, platform, place, release=release, instant=instant, failures=failures)
+    engine = Engine(trace, platform, place, release=release, instant=instant, failures=failures)
     engine.run()
     stuck = sorted(t for t in engine.tasks if t not in engine.ends)
     if stuck:
