@@ -80,15 +80,6 @@ class Link:
     def name(self) -> str:
         return f"{self.ends[0]}--{self.ends[1]}"
 
-    def bandwidth_at(self, time: float) -> float:
-        """The bandwidth in force at ``time`` (s)."""
-        value = self.bandwidth
-        for at, bandwidth in self.changes:
-            if at > time:
-                break
-            value = bandwidth
-        return value
-
 
 @dataclass
 class Platform:
