@@ -626,18 +626,3 @@ def test_a_stream_survives_the_failure_of_its_gpu_host():
     assert result.ends["cam:2"] == pytest.approx(5.5) and result.devices["cam:2"] == "cpu"
     data = result.streams.sel(stream="cam")
     assert float(data.latency_mean) == pytest.approx(7 / 3) and float(data.throughput) == pytest.approx(3 / 5.5)
-
-
-def test_the_speed_benchmark_replays_seeded_layered_dags():
-    from kit.replay.benchmark import layered_trace, speed
-
-    trace = layered_trace(250, width=50, seed=4)
-    assert trace.tasks == layered_trace(250, width=50, seed=4).tasks and len(trace.tasks) == 250
-    layer = {t.id: int(t.id[1:]) // 50 for t in trace.tasks}
-    assert all(layer[p] == layer[t.id] - 1 for t in trace.tasks for p in t.parents)
-    assert all(bool(t.parents) == (layer[t.id] > 0) for t in trace.tasks)
-    data = speed(300, repeats=1)
-    assert (
-        data.scenario.values.tolist() == ["one-host", "round-robin"] and data.events_per_second.attrs["units"] == "1/s"
-    )
-    assert (data.events > 0).all() and data.makespan.values.tolist() == speed(300, repeats=1).makespan.values.tolist()
