@@ -371,3 +371,258 @@ def test_critical_path_and_latency_split_add_up_to_the_makespan():
         assert float((parts.compute_time + parts.transfer_time + parts.waiting_time).sum()) == pytest.approx(
             result.makespan
         )
+
+
+def gpu_platform(memory=1000):
+    from kit.replay.platform import Platform
+
+    return Platform.from_dict(
+        {
+            "hosts": {
+                "gpu": {
+                    "tier": "cloud",
+                    "cores": 1,
+                    "speed": 1.0,
+                    "gpus": {"count": 1, "speed": 4.0, "memory": memory},
+                },
+                "cpu": {"tier": "edge", "cores": 1, "speed": 2.0},
+            },
+            "links": [{"ends": ["gpu", "cpu"], "bandwidth": 1000.0, "latency": 0.0}],
+        }
+    )
+
+
+def gpu_trace(memory=0):
+    return Trace(
+        "gpu",
+        [task("s", 2.0, component="simulation"), task("s2", 1.0, ["s"], component="simulation"),
+         Task("t1", "t1", 0.0, 4.0, "r", ("s",), "training", memory=memory),
+         Task("t2", "t2", 0.0, 4.0, "r", ("s",), "training")],
+    )  # fmt: skip
+
+
+def test_training_runs_on_gpu_slots_beside_the_cores_and_on_cores_without_gpus():
+    from kit.replay import replay
+
+    result = replay(gpu_trace(), gpu_platform(), "gpu")
+    # s on the core [0, 2]; then s2 on the core [2, 3] while t1 and t2 share the one GPU at speed 4: [2, 3], [3, 4].
+    assert result.makespan == pytest.approx(4.0)
+    assert result.ends == pytest.approx({"s": 2.0, "s2": 3.0, "t1": 3.0, "t2": 4.0})
+    assert list(result.tasks.device.values) == ["cpu", "cpu", "gpu", "gpu"]
+    # Without GPUs, training takes a core at the host's speed (2): (2 + 1 + 4 + 4) / 2 on one core.
+    assert replay(gpu_trace(), gpu_platform(), "cpu").makespan == pytest.approx(5.5)
+
+
+def test_gpu_memory_is_checked_and_strategies_plan_with_gpus():
+    from kit.replay import replay
+    from kit.replay.strategies import place
+    from kit.replay.trace import from_wfformat
+
+    assert from_wfformat(gpu_trace(memory=2000).to_wfformat()).tasks == gpu_trace(memory=2000).tasks  # memoryInBytes
+    with pytest.raises(ValueError, match=r"task 't1' needs 2000 bytes of GPU memory, host 'gpu' has 1000"):
+        replay(gpu_trace(memory=2000), gpu_platform(), "gpu")
+    lone = Trace("one", [task("t", 8.0, component="training")])
+    assert place(lone, gpu_platform(), "heft") == {"t": "gpu"}  # 8 / 4 = 2 s on the GPU, 4 s on the CPU host
+    big = Trace("big", [Task("t", "t", 0.0, 8.0, "r", component="training", memory=2000)])
+    assert place(big, gpu_platform(), "heft") == place(big, gpu_platform(), "min-min") == {"t": "cpu"}
+    assert replay(big, gpu_platform(), "heft").makespan == pytest.approx(4.0)
+
+
+def profile_platform(bandwidth):
+    return platform(links=[{"ends": ["edge", "cloud"], "bandwidth": bandwidth, "latency": 0.0}])
+
+
+def test_bandwidth_profiles_recompute_the_fair_shares_at_each_change():
+    from kit.replay import replay
+
+    moved = Trace("move", [task("s", 1.0, out=2000), task("t", 2.0, ["s"])])
+    result = replay(moved, profile_platform([[0, 1000], [2, 250]]), {"s": "edge", "t": "cloud"})
+    # 1000 bytes in [1, 2] at 1000 B/s, the other 1000 at 250 B/s: 4 s; then t takes 2 / 2 s.
+    assert result.makespan == pytest.approx(1.0 + 1.0 + 4.0 + 1.0)
+    tasks = [task("s1", 1.0, out=1000), task("s2", 1.0, out=1000), task("t1", 0.0, ["s1"]), task("t2", 0.0, ["s2"])]
+    shared = replay(
+        Trace("share", tasks),
+        profile_platform([[0, 1000], [2, 500]]),
+        {"s1": "edge", "s2": "edge", "t1": "cloud", "t2": "cloud"},
+    )
+    # Two flows from 1 s: 500 B/s each until 2 s (500 bytes left each), then 250 B/s each: 2 s more.
+    assert shared.ends["t1"] == pytest.approx(4.0) and shared.ends["t2"] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize(
+    ("bandwidth", "match"),
+    [
+        ([[1, 100]], r"link 0: bandwidth: entry 0 must be at time 0, got 1.0"),
+        ([[0, 100], [5, 200], [3, 100]], r"link 0 \(edge--cloud\): bandwidth entry 2 at time 3.0 must come after 5.0"),
+        ([[0, 100], [5, -1]], r"link 0 \(edge--cloud\): bandwidth entry 1 must be > 0 bytes/s, got -1.0"),
+        ([[0]], r"link 0: bandwidth: entry 0 must be \[time, bytes/s\], got \[0\]"),
+        ([], r"link 0: bandwidth: a profile needs at least one \[time, bytes/s\] entry"),
+    ],
+)
+def test_bad_bandwidth_profiles_name_the_link_and_entry(bandwidth, match):
+    with pytest.raises(ValueError, match=match):
+        profile_platform(bandwidth)
+
+
+def test_platform_files_with_gpus_and_profiles_load_and_errors_give_the_line(tmp_path):
+    from kit.replay.platform import Platform
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "hosts:\n"
+        "  a: {tier: edge, cores: 2}\n"
+        "  b: {tier: cloud, cores: 4, speed: 2, gpus: {count: 2, speed: 8, memory: 1.6e10}}\n"
+        "links:\n"
+        "  - {ends: [a, b], bandwidth: [[0, 1.0e6], [60, 2.5e5]], latency: 0.01}\n"
+    )
+    loaded = Platform.from_yaml(path)
+    assert (loaded.hosts["b"].gpus, loaded.hosts["b"].gpu_speed, loaded.hosts["b"].gpu_memory) == (2, 8.0, 1.6e10)
+    assert loaded.links[0].bandwidth == 1e6 and loaded.links[0].changes == ((60.0, 2.5e5),)
+    path.write_text(path.read_text().replace("[60, 2.5e5]", "[60, fast]"))
+    with pytest.raises(ValueError, match=r"p.yaml, line 5: link 0: bandwidth: entry 1: expected a number, got 'fast'"):
+        Platform.from_yaml(path)
+    path.write_text(path.read_text().replace("cores: 4", "cores: 0"))
+    with pytest.raises(ValueError, match=r"p.yaml, line 3: host 'b': cores must be an int >= 1, got 0"):
+        Platform.from_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "match"),
+    [
+        ({"speed": 2.0}, r"host 'a': gpus: expected a mapping \{count, speed, memory\}"),
+        ({"count": 1, "fast": True}, r"host 'a': gpus: unknown field\(s\) \['fast'\]"),
+        ({"count": -1}, r"host 'a': gpus count must be an int >= 0, got -1"),
+        ({"count": 1, "memory": 0}, r"host 'a': gpus memory must be > 0 bytes, got 0.0"),
+    ],
+)
+def test_bad_gpus_name_the_host_and_field(gpus, match):
+    from kit.replay.platform import Platform
+
+    with pytest.raises(ValueError, match=match):
+        Platform.from_dict({"hosts": {"a": {"tier": "edge", "cores": 1, "gpus": gpus}}})
+
+
+def test_a_failed_host_loses_its_running_task_which_reruns_on_the_fallback_host():
+    from kit.replay import replay
+
+    chain = Trace("chain", [task("a", 4.0), task("b", 2.0, ["a"])])
+    result = replay(chain, platform(), "cloud", failures={"cloud": 1.0})
+    # a runs [0, 1) on cloud (speed 2) and fails; no other cloud host: the fastest alive host, hpc (speed 4),
+    # runs a [1, 2] and b [2, 2.5].
+    assert result.makespan == pytest.approx(2.5) and set(result.hosts.values()) == {"hpc"}
+    attempts = result.attempts
+    assert attempts.task.values.tolist() == ["a"] and attempts.host.values.tolist() == ["cloud"]
+    assert attempts.start.values.tolist() == [0.0] and attempts.end.values.tolist() == [1.0]
+    assert attempts.reason.values.tolist() == ["host failed"]
+    down = replay(chain, platform(), "cloud", failures={"cloud": 0.0})  # down from the start: nothing lost
+    assert down.makespan == pytest.approx(1.5) and down.attempts.sizes["attempt"] == 0
+
+
+def test_an_output_lost_with_its_host_is_produced_again_and_sent_again():
+    from kit.replay import replay
+
+    trace = Trace("move", [task("s", 4.0, out=4000), task("t", 1.0, ["s"])])
+    assert replay(trace, platform(), {"s": "hpc", "t": "edge"}).makespan == pytest.approx(1.0 + 0.75 + 4.0 + 1.0)
+    result = replay(trace, platform(), {"s": "hpc", "t": "edge"}, failures={"hpc": 2.0})
+    # s ended at 1 on hpc; its transfer (latency to 1.75, 4 s at 1000 B/s) dies with hpc at 2. s runs again on the
+    # fastest alive host, cloud: [2, 4]; cloud -> edge: 0.5 s latency, 4 s of bytes; t [8.5, 9.5].
+    assert result.makespan == pytest.approx(9.5)
+    assert result.hosts["s"] == "cloud" and result.starts["s"] == pytest.approx(2.0)
+    assert result.attempts.reason.values.tolist() == ["output lost"]
+    assert float(result.attempts.end[0]) == pytest.approx(1.0)
+
+
+def test_failures_that_leave_no_host_or_name_no_host_are_errors():
+    from kit.replay import replay
+
+    trace = Trace("t", [task("x", 1.0), task("y", 1.0, ["x"])])
+    everything = {"edge": 0.5, "cloud": 0.5, "hpc": 0.5}
+    with pytest.raises(
+        RuntimeError, match=r"no host is left to run task 'x'; task\(s\) that could not run: \['x', 'y'\]"
+    ):
+        replay(trace, platform(), "edge", failures=everything)
+    with pytest.raises(ValueError, match="failures name 'mars', not a host"):
+        replay(trace, platform(), "edge", failures={"mars": 1.0})
+    with pytest.raises(ValueError, match="failures: host 'edge' fails at -1, a time must be >= 0 s"):
+        replay(trace, platform(), "edge", failures={"edge": -1})
+
+
+def test_request_streams_report_throughput_and_latency():
+    from kit.replay import Stream, replay
+
+    requests = Stream("cam", work=1.0, rate=2.0, count=3, source="edge", bytes_in=250, bytes_out=100)
+    result = replay(Trace("none", []), platform(), {"inference": "cloud"}, streams=[requests])
+    # Request k arrives at k / 2 on edge: 0.5 s latency + 0.25 s of bytes to cloud, 0.5 s of work (speed 2),
+    # 0.5 s latency + 0.1 s of bytes back: 1.85 s each.
+    data = result.streams.sel(stream="cam")
+    assert int(data.completed) == 3 and float(data.throughput) == pytest.approx(3 / (1.0 + 1.85))
+    for name in ("latency_mean", "latency_p50", "latency_p99", "latency_max"):
+        assert float(data[name]) == pytest.approx(1.85)
+    assert result.hosts["cam:1"] == "cloud" and result.hosts["cam:1:request"] == "edge"
+    assert result.tasks.device.sel(task="cam:1:response").item() == ""
+    # On the source host itself with 2 cores at rate 4: arrivals 0, 0.25, 0.5; the third waits for a core at 2.
+    local = Stream("cam", work=2.0, rate=4.0, duration=0.75, source="edge")
+    data = replay(Trace("none", []), platform(), "edge", streams=[local]).streams.sel(stream="cam")
+    assert float(data.latency_mean) == pytest.approx(2.5) and float(data.latency_p50) == pytest.approx(2.0)
+    assert float(data.latency_p99) == pytest.approx(2.0 + 0.98 * 1.5) and float(data.latency_max) == pytest.approx(3.5)
+    assert float(data.throughput) == pytest.approx(3 / 4.0)
+
+
+def test_training_steps_consume_simulation_outputs_in_batches():
+    from kit.replay import Stream, replay
+
+    sims = Trace("sims", [task(f"s{i}", 1.0, out=100, component="simulation") for i in range(1, 5)])
+    steps = Stream("train", work=1.0, component="training", consumes="simulation", batch=2)
+    result = replay(sims, platform(), {"simulation": "edge", "training": "cloud"}, streams=[steps])
+    # s1, s2 on edge [0, 1], s3, s4 [1, 2]; each batch crosses the link in 0.5 s latency + 200 bytes at 1000 B/s
+    # shared by two flows (0.2 s); a step takes 0.5 s on cloud: step 0 [1.7, 2.2], step 1 [2.7, 3.2].
+    assert result.ends["train:0"] == pytest.approx(2.2) and result.ends["train:1"] == pytest.approx(3.2)
+    data = result.streams.sel(stream="train")
+    assert float(data.latency_mean) == pytest.approx(1.2) and float(data.throughput) == pytest.approx(2 / 2.2)
+    assert result.trace.tasks[-1].parents == ("s3", "s4", "train:0")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"work": 1.0, "rate": 1.0, "consumes": "simulation"}, "give either rate .* or consumes"),
+        ({"work": 1.0, "rate": 1.0, "count": 2}, "stream 's': a request stream needs a source host"),
+        ({"work": 1.0, "rate": 1.0, "source": "edge"}, "stream 's': give either count or duration"),
+        ({"work": 1.0, "rate": 0.0, "count": 1, "source": "edge"}, "stream 's': rate must be > 0"),
+        ({"work": 1.0, "rate": 1.0, "count": 0, "source": "edge"}, "stream 's': sends no request"),
+        ({"work": 1.0, "consumes": "simulation", "batch": 0}, "stream 's': batch must be an int >= 1, got 0"),
+        ({"work": 1.0, "consumes": "robots"}, "stream 's': consumes 'robots' is not one of"),
+    ],
+)
+def test_bad_streams_name_the_stream_and_field(arguments, match):
+    from kit.replay import Stream
+
+    with pytest.raises(ValueError, match=match):
+        Stream("s", **arguments)
+
+
+def test_a_stream_from_no_host_twice_or_consuming_nothing_is_an_error():
+    from kit.replay import Stream, replay
+
+    with pytest.raises(ValueError, match=r"stream 'cam': source 'mars' is not a host; hosts are \['cloud', 'edge'"):
+        replay(Trace("none", []), platform(), "edge", streams=[Stream("cam", 1.0, rate=1.0, count=1, source="mars")])
+    with pytest.raises(ValueError, match="stream names must be unique"):
+        cam = Stream("cam", 1.0, rate=1.0, count=1, source="edge")
+        replay(Trace("none", []), platform(), "edge", streams=[cam, cam])
+    with pytest.raises(ValueError, match="stream 'train' consumes 'simulation', but the trace has no such task"):
+        replay(
+            Trace("none", [task("x", 1.0)]), platform(), "edge", streams=[Stream("train", 1.0, consumes="simulation")]
+        )
+
+
+def test_a_stream_survives_the_failure_of_its_gpu_host():
+    from kit.replay import Stream, replay
+
+    requests = Stream("cam", work=4.0, rate=1.0, count=3, source="cpu")
+    result = replay(Trace("none", []), gpu_platform(), {"inference": "gpu"}, failures={"gpu": 1.5}, streams=[requests])
+    # On the GPU (speed 4) request k takes [k, k + 1]; the GPU host fails at 1.5, cutting request 1; requests 1 and 2
+    # move to the CPU host (speed 2, one core): [1.5, 3.5] and [3.5, 5.5]. Latencies 1, 2.5, 3.5.
+    assert result.failed == [("cam:1", "gpu", 1.0, 1.5, "host failed")]
+    assert result.ends["cam:2"] == pytest.approx(5.5) and result.devices["cam:2"] == "cpu"
+    data = result.streams.sel(stream="cam")
+    assert float(data.latency_mean) == pytest.approx(7 / 3) and float(data.throughput) == pytest.approx(3 / 5.5)

@@ -3,17 +3,31 @@
 :func:`record` captures every task of a dask computation (a scheduler plugin) into a :class:`Trace`, saved as
 WfCommons WfFormat JSON (:meth:`Trace.save`) and read back, like public WfCommons instances, by
 :func:`load_trace`. :class:`Platform` (hosts in tiers, links, routes; ``from_yaml``) and :func:`replay` (a
-discrete-event engine: cores, max-min fair links, latency) replay a trace under a placement. Placement
-strategies and the explanation tools come next. Never imports torch; dask loads only with :func:`record`.
+discrete-event engine: cores and GPUs, max-min fair links with bandwidth profiles, latency, host failures)
+replay a trace under a placement (a strategy of :mod:`kit.replay.strategies`), with :class:`Stream` s of
+requests or training steps beside it. Never imports torch; dask loads only with :func:`record`.
 """
 
 from importlib import import_module
 
 from kit.replay.platform import Host, Link, Platform
 from kit.replay.simulate import Replay, replay
+from kit.replay.streams import Stream
 from kit.replay.trace import COMPONENTS, Task, Trace, load_trace
 
-__all__ = ["COMPONENTS", "Host", "Link", "Platform", "Replay", "Task", "Trace", "load_trace", "record", "replay"]
+__all__ = [
+    "COMPONENTS",
+    "Host",
+    "Link",
+    "Platform",
+    "Replay",
+    "Stream",
+    "Task",
+    "Trace",
+    "load_trace",
+    "record",
+    "replay",
+]
 
 
 def __getattr__(name: str):

@@ -4,18 +4,24 @@ A platform is described in YAML::
 
     hosts:
       laptop: {tier: edge, cores: 4, speed: 1.0}
-      cloud: {tier: cloud, cores: 32, speed: 2.5}
+      cloud: {tier: cloud, cores: 32, speed: 2.5, gpus: {count: 2, speed: 4.0, memory: 8.0e10}}
     links:
-      - {ends: [laptop, cloud], bandwidth: 1.25e7, latency: 0.02}
+      - {ends: [laptop, cloud], bandwidth: [[0, 1.25e7], [60, 2.5e6]], latency: 0.02}
 
 ``speed`` is relative to the host that recorded the trace (a task takes ``runtime / speed``); ``bandwidth``
-is in bytes/s and ``latency`` in seconds. A route between two hosts is the path of least total latency over
-the links (fewest links on ties); two tasks on the same host exchange data for free.
+is in bytes/s, either one number or a piecewise-constant profile ``[[time, bytes/s], ...]`` starting at time
+0; ``latency`` is in seconds. A route between two hosts is the path of least total latency over the links
+(fewest links on ties); two tasks on the same host exchange data for free.
+
+GPUs (optional: ``count``, ``speed`` relative to the device that ran the task in the recording, ``memory``
+in bytes per GPU) run the tasks of :data:`GPU_COMPONENTS`: such a task takes a GPU instead of a core and
+``runtime / gpu_speed``. On a host without GPUs it runs on a core at the host's ``speed``.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +30,8 @@ from pathlib import Path
 TIERS = ("edge", "fog", "cloud", "hpc")
 #: Platforms shipped with the kit (``kit/replay/platforms/<name>.yaml``).
 EXAMPLES = ("laptop", "continuum", "hpc-cloud")
+#: Components whose tasks run on a GPU when their host has one.
+GPU_COMPONENTS = ("training", "inference")
 
 
 def example(name: str) -> Platform:
@@ -35,17 +43,38 @@ def example(name: str) -> Platform:
 
 @dataclass(frozen=True)
 class Host:
+    """A host: ``cores`` at ``speed``, and ``gpus`` GPUs at ``gpu_speed`` with ``gpu_memory`` bytes each."""
+
     name: str
     tier: str
     cores: int
     speed: float = 1.0
+    gpus: int = 0
+    gpu_speed: float = 1.0
+    gpu_memory: float = math.inf
+
+    def on_gpu(self, task) -> bool:
+        """Whether ``task`` runs on one of this host's GPUs (its component is a GPU one and the host has GPUs)."""
+        return self.gpus > 0 and task.component in GPU_COMPONENTS
+
+    def fits(self, task) -> bool:
+        """Whether ``task`` can run here: it runs on a core, or its ``memory`` fits in one GPU."""
+        return not self.on_gpu(task) or task.memory <= self.gpu_memory
+
+    def duration(self, task) -> float:
+        """Seconds ``task`` takes here: its runtime over the GPU speed or the host's speed."""
+        return task.runtime / (self.gpu_speed if self.on_gpu(task) else self.speed)
 
 
 @dataclass(frozen=True)
 class Link:
+    """A link between two hosts; ``bandwidth`` (bytes/s) holds from time 0 until the first of ``changes``,
+    ``(time, bytes/s)`` pairs in increasing time."""
+
     ends: tuple[str, str]
     bandwidth: float
     latency: float = 0.0
+    changes: tuple[tuple[float, float], ...] = ()
 
     @property
     def name(self) -> str:
@@ -61,55 +90,50 @@ class Platform:
 
     def __post_init__(self):
         for host in self.hosts.values():
-            if host.tier not in TIERS:
-                raise ValueError(f"host {host.name!r}: tier {host.tier!r} is not one of {list(TIERS)}")
-            if isinstance(host.cores, bool) or not isinstance(host.cores, int) or host.cores < 1:
-                raise ValueError(f"host {host.name!r}: cores must be an int >= 1, got {host.cores!r}")
-            if not host.speed > 0:
-                raise ValueError(f"host {host.name!r}: speed must be > 0, got {host.speed!r}")
+            _check_host(host)
         for i, link in enumerate(self.links):
-            for end in link.ends:
-                if end not in self.hosts:
-                    raise ValueError(
-                        f"link {i} ({link.name}): end {end!r} is not a host; hosts are {sorted(self.hosts)}"
-                    )
-            if not link.bandwidth > 0:
-                raise ValueError(f"link {i} ({link.name}): bandwidth must be > 0 bytes/s, got {link.bandwidth!r}")
-            if not link.latency >= 0:
-                raise ValueError(f"link {i} ({link.name}): latency must be >= 0 s, got {link.latency!r}")
+            _check_link(i, link, self.hosts)
         self._routes: dict[tuple[str, str], list[Link]] = {}
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> Platform:
-        """Read a platform file; an error names the file, the entry and the field."""
+        """Read a platform file; an error names the file, the line, the entry and the field."""
         import yaml
 
         path = Path(path)
         try:
-            content = yaml.safe_load(path.read_text())
+            text = path.read_text()
+            content, lines = yaml.safe_load(text), _lines(yaml.compose(text))
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"{path}: not a readable YAML platform: {exc}") from exc
-        return cls.from_dict(content, source=str(path))
+        return cls.from_dict(content, source=str(path), lines=lines)
 
     @classmethod
-    def from_dict(cls, content, *, source: str = "platform") -> Platform:
+    def from_dict(cls, content, *, source: str = "platform", lines: dict | None = None) -> Platform:
+        """A platform from the content of a platform file; ``lines`` (entry -> line) locate errors."""
+        lines = lines or {}
         if not isinstance(content, dict) or not isinstance(content.get("hosts"), dict) or not content["hosts"]:
             raise ValueError(f"{source}: needs a 'hosts' mapping of host name -> {{tier, cores, speed}}")
         hosts = {}
         for name, entry in content["hosts"].items():
-            where = f"{source}: host {name!r}"
+            at = f"{source}{lines.get(('hosts', name), '')}"
+            where = f"{at}: host {name!r}"
             if not isinstance(entry, dict):
                 raise ValueError(f"{where}: expected a mapping {{tier, cores, speed}}, got {entry!r}")
-            unknown = sorted(set(entry) - {"tier", "cores", "speed"})
+            unknown = sorted(set(entry) - {"tier", "cores", "speed", "gpus"})
             if unknown:
-                raise ValueError(f"{where}: unknown field(s) {unknown}; fields are tier, cores, speed")
+                raise ValueError(f"{where}: unknown field(s) {unknown}; fields are tier, cores, speed, gpus")
             for key in ("tier", "cores"):
                 if key not in entry:
                     raise ValueError(f"{where}: missing field {key!r}")
-            hosts[str(name)] = Host(str(name), entry["tier"], entry["cores"], float(entry.get("speed", 1.0)))
+            gpus = _gpus(entry.get("gpus", {"count": 0}), f"{where}: gpus")
+            speed = _number(entry.get("speed", 1.0), f"{where}: speed")
+            hosts[str(name)] = host = Host(str(name), entry["tier"], entry["cores"], speed, **gpus)
+            _located(_check_host, at, host)
         links = []
         for i, entry in enumerate(content.get("links") or []):
-            where = f"{source}: link {i}"
+            at = f"{source}{lines.get(('links', i), '')}"
+            where = f"{at}: link {i}"
             if not isinstance(entry, dict):
                 raise ValueError(f"{where}: expected a mapping {{ends, bandwidth, latency}}, got {entry!r}")
             for key in ("ends", "bandwidth"):
@@ -118,13 +142,11 @@ class Platform:
             ends = entry["ends"]
             if not isinstance(ends, list | tuple) or len(ends) != 2:
                 raise ValueError(f"{where}: 'ends' must name two hosts, got {ends!r}")
-            links.append(
-                Link((str(ends[0]), str(ends[1])), float(entry["bandwidth"]), float(entry.get("latency", 0.0)))
-            )
-        try:
-            return cls(hosts, links)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from exc
+            bandwidth, *changes = _profile(entry["bandwidth"], f"{where}: bandwidth")
+            latency = _number(entry.get("latency", 0.0), f"{where}: latency")
+            links.append(link := Link((str(ends[0]), str(ends[1])), bandwidth, latency, tuple(changes)))
+            _located(_check_link, at, i, link, hosts)
+        return cls(hosts, links)
 
     def route(self, source: str, target: str) -> list[Link]:
         """The links from ``source`` to ``target`` (least total latency, then fewest links); [] on one host."""
@@ -157,3 +179,95 @@ class Platform:
                     pushed += 1  # a unique tie-breaker: paths are never compared
                     heapq.heappush(queue, (latency + link.latency, hops + 1, pushed, other, [*path, link]))
         raise ValueError(f"no route from host {source!r} to host {target!r}: no chain of links connects them")
+
+
+def _gpus(entry, where: str) -> dict:
+    """Host fields from a ``gpus: {count, speed, memory}`` entry."""
+    if not isinstance(entry, dict) or "count" not in entry:
+        raise ValueError(f"{where}: expected a mapping {{count, speed, memory}}, got {entry!r}")
+    unknown = sorted(set(entry) - {"count", "speed", "memory"})
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; fields are count, speed, memory")
+    return {
+        "gpus": entry["count"],
+        "gpu_speed": _number(entry.get("speed", 1.0), f"{where}: speed"),
+        "gpu_memory": _number(entry.get("memory", math.inf), f"{where}: memory"),
+    }
+
+
+def _profile(entry, where: str) -> list:
+    """``[bandwidth at 0, (time, bandwidth), ...]`` from a number or a list of ``[time, bytes/s]`` pairs."""
+    if not isinstance(entry, list):
+        return [_number(entry, where)]
+    if not entry:
+        raise ValueError(f"{where}: a profile needs at least one [time, bytes/s] entry")
+    pairs = []
+    for k, pair in enumerate(entry):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise ValueError(f"{where}: entry {k} must be [time, bytes/s], got {pair!r}")
+        pairs.append((_number(pair[0], f"{where}: entry {k} time"), _number(pair[1], f"{where}: entry {k}")))
+    if pairs[0][0] != 0:
+        raise ValueError(f"{where}: entry 0 must be at time 0, got {pairs[0][0]!r}")
+    return [pairs[0][1], *pairs[1:]]
+
+
+def _check_host(host: Host) -> None:
+    if host.tier not in TIERS:
+        raise ValueError(f"host {host.name!r}: tier {host.tier!r} is not one of {list(TIERS)}")
+    if isinstance(host.cores, bool) or not isinstance(host.cores, int) or host.cores < 1:
+        raise ValueError(f"host {host.name!r}: cores must be an int >= 1, got {host.cores!r}")
+    if not host.speed > 0:
+        raise ValueError(f"host {host.name!r}: speed must be > 0, got {host.speed!r}")
+    if isinstance(host.gpus, bool) or not isinstance(host.gpus, int) or host.gpus < 0:
+        raise ValueError(f"host {host.name!r}: gpus count must be an int >= 0, got {host.gpus!r}")
+    if not host.gpu_speed > 0:
+        raise ValueError(f"host {host.name!r}: gpus speed must be > 0, got {host.gpu_speed!r}")
+    if not host.gpu_memory > 0:
+        raise ValueError(f"host {host.name!r}: gpus memory must be > 0 bytes, got {host.gpu_memory!r}")
+
+
+def _check_link(i: int, link: Link, hosts: dict) -> None:
+    for end in link.ends:
+        if end not in hosts:
+            raise ValueError(f"link {i} ({link.name}): end {end!r} is not a host; hosts are {sorted(hosts)}")
+    if not link.bandwidth > 0:
+        raise ValueError(f"link {i} ({link.name}): bandwidth must be > 0 bytes/s, got {link.bandwidth!r}")
+    if not link.latency >= 0:
+        raise ValueError(f"link {i} ({link.name}): latency must be >= 0 s, got {link.latency!r}")
+    previous = 0.0
+    for k, (at, bandwidth) in enumerate(link.changes, start=1):
+        if not at > previous:
+            raise ValueError(f"link {i} ({link.name}): bandwidth entry {k} at time {at!r} must come after {previous!r}")
+        if not bandwidth > 0:
+            raise ValueError(f"link {i} ({link.name}): bandwidth entry {k} must be > 0 bytes/s, got {bandwidth!r}")
+        previous = at
+
+
+def _located(check, at: str, *args) -> None:
+    """Run ``check(*args)``; its error starts with ``at`` (the file and line)."""
+    try:
+        check(*args)
+    except ValueError as exc:
+        raise ValueError(f"{at}: {exc}") from exc
+
+
+def _lines(node) -> dict:
+    """``(hosts, name)`` and ``(links, index)`` -> ``", line N"`` from a composed YAML document."""
+    import yaml
+
+    lines = {}
+    if not isinstance(node, yaml.MappingNode):
+        return lines
+    for key, value in node.value:
+        if key.value == "hosts" and isinstance(value, yaml.MappingNode):
+            lines.update({("hosts", k.value): f", line {k.start_mark.line + 1}" for k, _ in value.value})
+        elif key.value == "links" and isinstance(value, yaml.SequenceNode):
+            lines.update({("links", i): f", line {v.start_mark.line + 1}" for i, v in enumerate(value.value)})
+    return lines
+
+
+def _number(value, where: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected a number, got {value!r}") from None

@@ -1,31 +1,31 @@
 """Replay a trace on a platform under a placement: a deterministic discrete-event engine.
 
-Tasks start as soon as their inputs are on their host and one of its cores is free (ready tasks in the
-order they started in the trace) and run ``runtime / speed``. A parent's output goes once to each other host
-that needs it: the flow waits the route's latency, then shares every link it crosses max-min fairly with
-the flows in flight (progressive filling); on the same host data is free. Events sit in one heap; flow
-completions are computed from the current rates whenever the set of flows changes.
+Tasks start as soon as their inputs are on their host and one of its cores (or GPUs, for training and
+inference on a host that has them) is free, ready tasks in the order they started in the trace, and run
+``runtime / speed``. A parent's output goes once to each other host that needs it: the flow waits the
+route's latency, then shares every link it crosses max-min fairly with the flows in flight; on the same host
+data is free. Links may change bandwidth over time, hosts may fail, and streams of requests or training
+steps run beside the trace (:mod:`kit.replay.engine`, :mod:`kit.replay.streams`).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import math
 import time
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import numpy as np
-
+from kit.replay.engine import Engine
 from kit.replay.platform import Platform
+from kit.replay.streams import expand, summary
 from kit.replay.trace import Trace
 
 
 @dataclass
 class Replay:
-    """The replayed run of ``trace``: ``makespan`` (s), per task ``host``, ``ready`` (inputs all on its host),
-    ``start``, ``end``; ``events``
-    processed and the wall time it took (``events_per_second``); ``bytes_moved`` between hosts."""
+    """The replayed run of ``trace`` (with its streams' tasks): ``makespan`` (s), per task ``host``,
+    ``ready`` (inputs all on its host), ``start``, ``end`` and ``devices`` (cpu, gpu, or "" for a stream's
+    request and response); ``failed``: attempts lost to host failures; ``events`` processed and the wall
+    time it took (``events_per_second``); ``bytes_moved`` between hosts."""
 
     trace: Trace
     makespan: float
@@ -36,6 +36,9 @@ class Replay:
     bytes_moved: float
     events: int
     seconds: float
+    devices: dict[str, str] = field(default_factory=dict)
+    failed: list[tuple[str, str, float, float, str]] = field(default_factory=list)
+    stream_items: dict[str, list] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -43,7 +46,8 @@ class Replay:
 
     @property
     def tasks(self):
-        """Per task (dim ``task``): host, component, start, end, bytes in and out, as an ``xarray.Dataset``."""
+        """Per task (dim ``task``): host, device, component, start, end, bytes in and out, as an
+        ``xarray.Dataset``."""
         import xarray as xr
 
         trace = self.trace
@@ -51,6 +55,7 @@ class Replay:
         return xr.Dataset(
             {
                 "host": ("task", [self.hosts[i] for i in ids]),
+                "device": ("task", [self.devices.get(i, "cpu") for i in ids]),
                 "component": ("task", [t.component for t in trace.tasks]),
                 "start": ("task", [self.starts[i] for i in ids], {"units": "s"}),
                 "end": ("task", [self.ends[i] for i in ids], {"units": "s"}),
@@ -61,126 +66,74 @@ class Replay:
             attrs={"makespan": self.makespan},
         )
 
+    @property
+    def attempts(self):
+        """Failed attempts (dim ``attempt``): task, host, start, end, reason (``host failed`` for a run cut
+        by its host's failure, ``output lost`` for a finished run whose output died with its host)."""
+        import xarray as xr
 
-def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> Replay:
+        columns = list(zip(*self.failed, strict=True)) if self.failed else [[]] * 5
+        names, units = ("task", "host", "start", "end", "reason"), (None, None, "s", "s", None)
+        return xr.Dataset(
+            {n: ("attempt", list(c), {"units": u} if u else {}) for n, c, u in zip(names, columns, units, strict=True)}
+        )
+
+    @property
+    def streams(self):
+        """Per stream: items, throughput and latency (:func:`kit.replay.streams.summary`)."""
+        return summary(self.stream_items, self.ends)
+
+
+def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0, failures=None, streams=()) -> Replay:
     """Replay ``trace`` on ``platform``; ``placement`` maps each task to a host: a strategy name of
     ``kit.replay.strategies`` (``seed`` for ``random``), a host name (every task), a mapping from task id or
-    component to host, or a callable ``task -> host``."""
+    component to host, or a callable ``task -> host``.
+
+    ``failures`` maps hosts to the time (s) they fail (:mod:`kit.replay.engine` says what then happens;
+    ``result.attempts`` lists the runs lost); ``streams`` are :class:`kit.replay.streams.Stream` s replayed
+    beside the trace (their items are placed like tasks of their component; ``result.streams`` gives
+    throughput and latency). A GPU task whose ``memory`` exceeds its host's GPU memory, or a workflow that
+    cannot finish, is an error naming the task.
+    """
     clock = time.perf_counter()
-    place = _placement(trace, platform, placement, seed)
-    tasks = {t.id: t for t in trace.tasks}
-    order = {t.id: (t.start, t.id) for t in trace.tasks}  # ready tasks start in trace order
-    children = trace.children()
-    waiting = {t.id: len(set(t.parents)) for t in trace.tasks}
-    free = {name: host.cores for name, host in platform.hosts.items()}
-    ready: dict[str, list] = defaultdict(list)
-    starts, ends, ready_at = {}, {}, {}
-    heap: list = []  # (time, sequence, kind, payload)
-    sequence = 0
-    flows: dict[int, dict] = {}  # transmitting flows: remaining bytes, links, rate, children waiting
-    flow_ids = itertools.count()
-    moved, events, now = 0.0, 0, 0.0
-
-    def push(at, kind, payload):
-        nonlocal sequence
-        sequence += 1
-        heapq.heappush(heap, (at, sequence, kind, payload))
-
-    touched: set[str] = set()  # hosts with a new ready task or a freed core in this event
-
-    def arrive(task_id):
-        waiting[task_id] -= 1
-        if waiting[task_id] == 0:
-            ready_at[task_id] = now
-            heapq.heappush(ready[place[task_id]], (order[task_id], task_id))
-            touched.add(place[task_id])
-
-    def start_ready(host):
-        while free[host] > 0 and ready[host]:
-            _, task_id = heapq.heappop(ready[host])
-            free[host] -= 1
-            starts[task_id] = now
-            push(now + tasks[task_id].runtime / platform.hosts[host].speed, "end", task_id)
-
-    for task_id, count in waiting.items():
-        if count == 0:
-            ready_at[task_id] = 0.0
-            heapq.heappush(ready[place[task_id]], (order[task_id], task_id))
-    for host in list(ready):
-        start_ready(host)
-
-    while heap or flows:
-        if flows:
-            _share(flows)
-        finishing = min(flows, key=lambda f: flows[f]["remaining"] / flows[f]["rate"], default=None)
-        flow_time = now + flows[finishing]["remaining"] / flows[finishing]["rate"] if finishing is not None else np.inf
-        if heap and heap[0][0] <= flow_time:
-            at, _, kind, payload = heapq.heappop(heap)
-        else:
-            at, kind, payload = flow_time, "flow", finishing
-        for flow in flows.values():
-            flow["remaining"] -= flow["rate"] * (at - now)
-        now, events = at, events + 1
-        if kind == "end":
-            host = place[payload]
-            ends[payload] = now
-            free[host] += 1
-            destinations = defaultdict(list)
-            for child in children[payload]:
-                destinations[place[child]].append(child)
-            for destination, waiting_children in destinations.items():
-                links = platform.route(host, destination)
-                if not links:
-                    for child in waiting_children:
-                        arrive(child)
-                    continue
-                size = float(tasks[payload].output_bytes)
-                moved += size
-                latency = sum(link.latency for link in links)
-                push(now + latency, "transmit", (links, size, waiting_children))
-            touched.add(host)
-        elif kind == "transmit":
-            links, size, waiting_children = payload
-            if size <= 0:
-                for child in waiting_children:
-                    arrive(child)
-            else:
-                flows[next(flow_ids)] = {"remaining": size, "links": links, "children": waiting_children}
-        else:  # a flow delivered its data
-            done = flows.pop(payload)
-            for child in done["children"]:
-                arrive(child)
-        for host in sorted(touched):
-            start_ready(host)
-        touched.clear()
-    stuck = sorted(t for t in tasks if t not in ends)
+    items, pinned, instant, release = {}, {}, set(), {}
+    if streams:
+        for stream in streams:
+            if stream.source is not None and stream.source not in platform.hosts:
+                hosts = sorted(platform.hosts)
+                raise ValueError(f"stream {stream.name!r}: source {stream.source!r} is not a host; hosts are {hosts}")
+        trace, items, pinned, instant, release = expand(trace, streams)
+    place = _placement(trace, platform, placement, seed, pinned)
+    _check(trace, platform, place, failures or {})
+    engine = Engine(trace, platform, place, release=release, instant=instant, failures=failures)
+    engine.run()
+    stuck = sorted(t for t in engine.tasks if t not in engine.ends)
     if stuck:
         raise RuntimeError(f"replay ended with task(s) never run: {stuck[:5]} (a parent missing from the trace?)")
-    makespan = max(ends.values(), default=0.0)
-    return Replay(trace, makespan, place, ready_at, starts, ends, moved, events, time.perf_counter() - clock)
+    devices = {t: "" if pool is None else ("gpu" if pool[1] else "cpu") for t, pool in engine.pools.items()}
+    return Replay(
+        trace, max(engine.ends.values(), default=0.0), engine.place, engine.ready_at, engine.starts, engine.ends,
+        engine.moved, engine.events, time.perf_counter() - clock, devices, engine.attempts, items,
+    )  # fmt: skip
 
 
-def _share(flows: dict) -> None:
-    """Max-min fair rates by progressive filling: the most shared link fixes the rate of its flows first."""
-    unfixed = set(flows)
-    capacity = {}
-    for key in flows:
-        for link in flows[key]["links"]:
-            capacity[link.name] = link.bandwidth
-    while unfixed:
-        counts = defaultdict(int)
-        for key in unfixed:
-            for link in flows[key]["links"]:
-                counts[link.name] += 1
-        share, bottleneck = min((capacity[name] / n, name) for name, n in counts.items())
-        for key in [k for k in unfixed if any(link.name == bottleneck for link in flows[k]["links"])]:
-            flows[key]["rate"] = share
-            for link in flows[key]["links"]:
-                capacity[link.name] -= share
-            unfixed.discard(key)
+def _check(trace: Trace, platform: Platform, place: dict[str, str], failures: dict) -> None:
+    for host, at in failures.items():
+        if host not in platform.hosts:
+            raise ValueError(f"failures name {host!r}, not a host; hosts are {sorted(platform.hosts)}")
+        if not at >= 0:
+            raise ValueError(f"failures: host {host!r} fails at {at!r}, a time must be >= 0 s")
+    limited = {name for name, host in platform.hosts.items() if host.gpus and host.gpu_memory < math.inf}
+    for t in trace.tasks if limited else ():
+        host = platform.hosts[place[t.id]]
+        if not host.fits(t):
+            raise ValueError(
+                f"task {t.id!r} needs {t.memory} bytes of GPU memory, host {host.name!r} has {host.gpu_memory:g} "
+                "per GPU: place it on a host with more GPU memory or without GPUs"
+            )
 
 
-def _placement(trace: Trace, platform: Platform, placement, seed: int) -> dict[str, str]:
+def _placement(trace: Trace, platform: Platform, placement, seed: int, pinned: dict[str, str]) -> dict[str, str]:
     from kit.replay.strategies import STRATEGIES, place
 
     if isinstance(placement, str) and placement not in platform.hosts and placement in STRATEGIES:
@@ -197,7 +150,9 @@ def _placement(trace: Trace, platform: Platform, placement, seed: int) -> dict[s
     elif isinstance(placement, dict):
         chosen = {}
         for t in trace.tasks:
-            if t.id in placement:
+            if t.id in pinned:
+                chosen[t.id] = pinned[t.id]
+            elif t.id in placement:
                 chosen[t.id] = placement[t.id]
             elif t.component in placement:
                 chosen[t.id] = placement[t.component]
@@ -205,6 +160,7 @@ def _placement(trace: Trace, platform: Platform, placement, seed: int) -> dict[s
                 raise ValueError(f"placement names no host for task {t.id!r} (component {t.component!r})")
     else:
         raise TypeError(f"placement must be a host name, a mapping or a callable, got {placement!r}")
+    chosen.update(pinned)
     for task_id, host in chosen.items():
         if host not in platform.hosts:
             raise ValueError(

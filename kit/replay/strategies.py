@@ -5,7 +5,8 @@ Each strategy returns ``{task id: host}`` for :func:`kit.replay.replay`. Tier-ba
 and validation in the cloud, inference at the edge); ``round-robin`` and ``random`` (seeded) spread tasks
 over every host; ``heft`` (Topcuoglu et al. 2002: tasks by decreasing upward rank, each on the host giving
 its earliest finish) and ``min-min`` (among ready tasks, the one with the least earliest completion first)
-plan with the platform's speeds, cores and routes, ignoring link contention (replay then charges it).
+plan with the platform's speeds, cores, GPUs and routes (each link at its bandwidth at time 0), ignoring
+link contention (replay then charges it), and never put a GPU task on a host whose GPU memory it exceeds.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _heft(trace, platform, seed):
     tasks = {t.id: t for t in trace.tasks}
     hosts = list(platform.hosts.values())
     children = trace.children()
-    mean_compute = {t.id: np.mean([t.runtime / h.speed for h in hosts]) for t in trace.tasks}
+    mean_compute = {t.id: np.mean([h.duration(t) for h in hosts]) for t in trace.tasks}
     pairs = [(a.name, b.name) for a in hosts for b in hosts if a.name != b.name]
 
     def mean_transfer(size):
@@ -104,17 +105,22 @@ def _min_min(trace, platform, seed):
 
 
 class _Schedule:
-    """Earliest start and finish of tasks on hosts with their cores, transfers priced without contention."""
+    """Earliest start and finish of tasks on hosts with their cores and GPUs, transfers priced without
+    contention; a host where the task does not fit finishes it at infinity."""
 
     def __init__(self, tasks, platform):
         self.tasks, self.platform = tasks, platform
         self.host: dict[str, str] = {}
         self.end: dict[str, float] = {}
-        self.cores = {name: [0.0] * h.cores for name, h in platform.hosts.items()}  # when each core frees up
+        self.slots = {}  # when each core (False) or GPU (True) of a host frees up
+        for name, h in platform.hosts.items():
+            self.slots[name, False], self.slots[name, True] = [0.0] * h.cores, [0.0] * h.gpus
 
     def finish(self, task_id: str, host: str) -> tuple[float, float]:
         """(finish, start) of ``task_id`` on ``host`` after the tasks assigned so far."""
-        task = self.tasks[task_id]
+        task, h = self.tasks[task_id], self.platform.hosts[host]
+        if not h.fits(task):
+            return np.inf, np.inf
         arrival = max(
             (
                 self.end[p] + _transfer(self.platform, self.host[p], host, self.tasks[p].output_bytes)
@@ -122,13 +128,15 @@ class _Schedule:
             ),
             default=0.0,
         )
-        start = max(arrival, min(self.cores[host]))
-        return start + task.runtime / self.platform.hosts[host].speed, start
+        start = max(arrival, min(self.slots[host, h.on_gpu(task)]))
+        return start + h.duration(task), start
 
     def assign(self, task_id: str, host: str) -> None:
         finish, start = self.finish(task_id, host)
-        cores = self.cores[host]
-        cores[cores.index(min(cores))] = finish
+        if finish == np.inf:
+            raise ValueError(f"task {task_id!r} fits on no host: its GPU memory need exceeds every GPU's")
+        slots = self.slots[host, self.platform.hosts[host].on_gpu(self.tasks[task_id])]
+        slots[slots.index(min(slots))] = finish
         self.host[task_id], self.end[task_id] = host, finish
 
 

@@ -26,7 +26,7 @@ COMPONENTS = ("simulation", "training", "validation", "inference", "other")
 @dataclass(frozen=True)
 class Task:
     """One executed task: seconds from the start of the trace, the host (worker) and thread that ran it, its
-    parents, and the bytes it read from them and produced."""
+    parents, the bytes it read from them and produced, and the memory it needed (bytes, 0 when unknown)."""
 
     id: str
     name: str
@@ -39,6 +39,7 @@ class Task:
     input_bytes: int = 0
     output_bytes: int = 0
     cores: float = 1.0
+    memory: int = 0
 
     @property
     def runtime(self) -> float:
@@ -96,6 +97,7 @@ class Trace:
                 "coreCount": t.cores,
                 "readBytes": int(t.input_bytes),
                 "writtenBytes": int(t.output_bytes),
+                "memoryInBytes": int(t.memory),
                 "machines": [t.host],
             }
             for t in self.tasks
@@ -184,6 +186,7 @@ def from_wfformat(content: dict, *, source: str = "instance") -> Trace:
                 input_bytes=sum(sizes.get(f, 0) for f in spec.get("inputFiles", [])),
                 output_bytes=sum(sizes.get(f, 0) for f in spec.get("outputFiles", [])),
                 cores=float(run.get("coreCount", 1.0)),
+                memory=int(run.get("memoryInBytes", 0)),
             )
         )
     attrs = content.get("kit", {}).get("attrs", {})
