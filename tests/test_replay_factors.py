@@ -126,3 +126,12 @@ def test_the_scale_projection_finds_the_bottleneck_it_is_given():
     assert float(data.stream_busy.sel(scenario="slow stream", cores=8)) > 0.8
     assert float(data.produced_per_second.sel(scenario="slow stream", cores=8)) <= 500 * 1.01
     assert (data.trainer_busy < 0.2).all()  # a fast trainer starves in both
+
+
+def test_scaling_a_link_scales_its_bandwidth_profile_too():
+    from kit.replay.platform import Platform
+
+    base = Platform.from_dict({"hosts": {"a": {"tier": "edge", "cores": 1}, "b": {"tier": "cloud", "cores": 1}},
+                               "links": [{"ends": ["a", "b"], "bandwidth": [[0, 100.0], [5, 10.0]]}]})  # fmt: skip
+    (link,) = scaled(base, {"bandwidth": 3.0}).links
+    assert link.bandwidth == 300.0 and link.changes == ((5.0, 30.0),)

@@ -29,11 +29,25 @@ COMPLETE = frozenset()
 
 
 class _Flow:
-    __slots__ = ("remaining", "links", "rate", "since", "parent", "source", "target", "children")
+    __slots__ = ("group", "parent", "source", "target", "children")
 
-    def __init__(self, remaining, links, parent, source, target, children, now):
-        self.remaining, self.links, self.rate, self.since = remaining, links, 0.0, now
-        self.parent, self.source, self.target, self.children = parent, source, target, children
+    def __init__(self, group, parent, source, target, children):
+        self.group, self.parent, self.source, self.target, self.children = group, parent, source, target, children
+
+
+class _Group:
+    """The flows crossing the same links: max-min fairness gives them one rate, so they are served together.
+    ``served`` counts the bytes each has received since the group formed; a flow ends when it reaches the
+    target it joined with (a heap of targets: the next to end is on top)."""
+
+    __slots__ = ("links", "served", "since", "rate", "count", "targets")
+
+    def __init__(self, links, now):
+        self.links, self.served, self.since, self.rate, self.count, self.targets = links, 0.0, now, 0.0, 0, []
+
+    def advance(self, now) -> None:
+        self.served += self.rate * (now - self.since)
+        self.since = now
 
 
 class Engine:
@@ -65,6 +79,7 @@ class Engine:
         self.heap: list = []
         self.sequence = 0
         self.flows: dict[int, _Flow] = {}
+        self.groups: dict[tuple, _Group] = {}  # flows in flight by the links they cross
         self.flow_ids = 0
         self.dirty = False  # the flows or a bandwidth changed since the rates were shared
         self.touched: set = set()  # pools with a new ready task or a freed slot in this event
@@ -111,7 +126,8 @@ class Engine:
                     self.end(task_id)
             elif kind is None:  # a flow delivered its data
                 done = flows.pop(payload)
-                self.dirty = True
+                heapq.heappop(done.group.targets)
+                self.leave(done)
                 self.deliver(done.parent, done.children)
             elif kind == TRANSMIT:
                 self.transmit(*payload)
@@ -207,8 +223,22 @@ class Engine:
         if size <= 0:
             self.deliver(parent, children)
             return
+        group = self.groups.get(links)
+        if group is None:
+            group = self.groups[links] = _Group(links, self.now)
+        group.advance(self.now)
+        group.count += 1
         self.flow_ids += 1
-        self.flows[self.flow_ids] = _Flow(size, links, parent, source, target, children, self.now)
+        self.flows[self.flow_ids] = _Flow(group, parent, source, target, children)
+        heapq.heappush(group.targets, (group.served + size, self.flow_ids))
+        self.dirty = True
+
+    def leave(self, flow) -> None:
+        """``flow`` is no longer in flight: its group shrinks (and goes once empty)."""
+        group = flow.group
+        group.count -= 1
+        if not group.count:
+            del self.groups[group.links]
         self.dirty = True
 
     def deliver(self, parent, children) -> None:
@@ -232,12 +262,18 @@ class Engine:
     def share(self) -> tuple[float, int]:
         """Max-min fair rates for the flows in flight; the time the first of them ends, and which."""
         now, flows = self.now, self.flows
-        for flow in flows.values():
-            flow.remaining -= flow.rate * (now - flow.since)
-            flow.since = now
-        _share(flows, self.bandwidth)
-        finishing = min(flows, key=lambda key: flows[key].remaining / flows[key].rate)
-        return now + max(flows[finishing].remaining, 0.0) / flows[finishing].rate, finishing
+        for group in self.groups.values():
+            group.advance(now)
+        _share(self.groups, self.bandwidth)
+        best, finishing = math.inf, None
+        for group in self.groups.values():
+            targets = group.targets
+            while targets[0][1] not in flows:  # a flow dropped with a failed host
+                heapq.heappop(targets)
+            left = max(targets[0][0] - group.served, 0.0) / group.rate
+            if left < best:
+                best, finishing = left, targets[0][1]
+        return now + best, finishing
 
     def fail(self, host) -> None:
         """``host`` stops: attempts there fail, its tasks move, outputs held only there are re-produced."""
@@ -247,8 +283,7 @@ class Engine:
             self.free[host, gpu] = 0
             self.queues[host, gpu].clear()
         for key in [key for key, flow in self.flows.items() if host in (flow.source, flow.target)]:
-            del self.flows[key]
-            self.dirty = True
+            self.leave(self.flows.pop(key))
         moving = []
         for task_id, placed in self.place.items():
             if placed != host or task_id in self.ends:
@@ -310,23 +345,23 @@ class Engine:
         return min(alive, key=lambda h: (h.tier != tier, h.duration(task), h.name)).name
 
 
-def _share(flows: dict, bandwidth: dict) -> None:
-    """Max-min fair rates by progressive filling: the most shared link fixes the rate of its flows first."""
+def _share(groups: dict, bandwidth: dict) -> None:
+    """Max-min fair rates by progressive filling over groups of flows with one route: the most shared link
+    fixes the rate of its flows first."""
     users: dict = defaultdict(list)
-    for key, flow in flows.items():
-        for name in flow.links:
-            users[name].append(key)
+    for group in groups.values():
+        for name in group.links:
+            users[name].append(group)
     capacity = {name: bandwidth[name] for name in users}
-    counts = {name: len(keys) for name, keys in users.items()}
+    counts = {name: sum(group.count for group in members) for name, members in users.items()}
     fixed: set = set()
-    while len(fixed) < len(flows):
+    while len(fixed) < len(groups):
         share, bottleneck = min((capacity[name] / n, name) for name, n in counts.items() if n)
-        for key in users[bottleneck]:
-            if key in fixed:
+        for group in users[bottleneck]:
+            if group.links in fixed:
                 continue
-            fixed.add(key)
-            flow = flows[key]
-            flow.rate = share
-            for name in flow.links:
-                capacity[name] -= share
-                counts[name] -= 1
+            fixed.add(group.links)
+            group.rate = share
+            for name in group.links:
+                capacity[name] -= share * group.count
+                counts[name] -= group.count

@@ -27,10 +27,10 @@ SCALED = ("bandwidth", "latency", "speed", "hosts")
 
 
 def scaled(platform: Platform, values: dict) -> Platform:
-    """``platform`` with link bandwidths, latencies and host speeds multiplied by ``values["bandwidth"]``,
-    ``["latency"]``, ``["speed"]`` (``"speed.edge"``: the edge hosts only; a link belongs to a tier when
-    one of its ends does) and ``values["hosts.<tier>"]`` hosts in that tier (copies of its first host,
-    linked like it; rounded, at least 1)."""
+    """``platform`` with link bandwidths (their profiles over time too), latencies and host CPU speeds
+    multiplied by ``values["bandwidth"]``, ``["latency"]``, ``["speed"]`` (``"speed.edge"``: the edge hosts
+    only; a link belongs to a tier when one of its ends does) and ``values["hosts.<tier>"]`` hosts in that
+    tier (copies of its first host, linked like it; rounded, at least 1)."""
     hosts, links = dict(platform.hosts), list(platform.links)
     for key, value in values.items():
         factor, _, tier = key.partition(".")
@@ -45,15 +45,18 @@ def scaled(platform: Platform, values: dict) -> Platform:
         if factor == "speed":
             hosts.update({name: dataclasses.replace(hosts[name], speed=hosts[name].speed * value) for name in in_tier})
         elif factor in ("bandwidth", "latency"):
-            links = [
-                dataclasses.replace(link, **{factor: getattr(link, factor) * value})
-                if set(link.ends) & in_tier
-                else link
-                for link in links
-            ]
+            links = [_scale_link(link, factor, value) if set(link.ends) & in_tier else link for link in links]
         else:
             hosts, links = _resize(hosts, links, sorted(in_tier), max(1, round(value)))
     return Platform(hosts, links)
+
+
+def _scale_link(link: Link, factor: str, value: float) -> Link:
+    """A link with its latency, or its bandwidth and every later change of it, multiplied by ``value``."""
+    if factor == "latency":
+        return dataclasses.replace(link, latency=link.latency * value)
+    changes = tuple((at, bandwidth * value) for at, bandwidth in link.changes)
+    return dataclasses.replace(link, bandwidth=link.bandwidth * value, changes=changes)
 
 
 def _resize(hosts: dict, links: list[Link], members: list[str], count: int):
