@@ -493,3 +493,24 @@ def test_offloaded_tensors_move_storage_by_storage_and_come_back_as_the_same_vie
     output.square().sum().backward()  # the backward runs on the restored views
     for a, b in zip(eager.parameters(), stage.parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad)
+
+
+def test_an_offloading_plan_frees_what_the_model_says_on_cpu():
+    # On a CPU the host buffers are numpy's, outside the torch allocator measure() counts as the device's.
+    import copy
+    import dataclasses
+
+    from kit.memory.execute import measure
+    from kit.memory.host_link import HostLink
+    from kit.memory.models import benchmark_chain
+    from kit.memory.plan import budgets_between
+
+    model, inputs = benchmark_chain("conv", batch=2)
+    costs = Costs.from_profile(profile(copy.deepcopy(model), inputs, repeats=1))
+    link = HostLink(1e15, 1e15, 1.0)
+    chosen = plan(costs, int(budgets_between(costs, [0.3])[0]), "offload", link=link)
+    kept = dataclasses.replace(chosen, offloaded=())
+    for candidate in (dataclasses.replace(chosen, offloaded=(3,)), dataclasses.replace(chosen, offloaded=(3, 5))):
+        peak, _ = simulate(costs, candidate.operations, link)
+        result = measure(copy.deepcopy(model), candidate, inputs, repeats=1)
+        assert result["peak"] == peak < simulate(costs, kept.operations)[0]

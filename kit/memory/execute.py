@@ -139,7 +139,7 @@ class _SavedTensors:
         with self._side():
             for boxes in groups.values():
                 raw = torch.empty(0, dtype=torch.uint8, device=self.device).set_(boxes[0][0].untyped_storage())
-                host = torch.empty(raw.numel(), dtype=torch.uint8, pin_memory=self.stream is not None)
+                host = self._host_buffer(raw.numel())
                 host.copy_(raw, non_blocking=self.stream is not None)
                 views = [(b[0].dtype, b[0].size(), b[0].stride(), b[0].storage_offset()) for b in boxes]
                 self.moved.append((host, list(zip(boxes, views, strict=True))))
@@ -174,6 +174,13 @@ class _SavedTensors:
             moved.clear()
 
         return complete
+
+    def _host_buffer(self, nbytes: int) -> torch.Tensor:
+        """Pinned host memory beside a GPU; on a CPU, memory numpy owns, outside the torch allocator that
+        :func:`measure` counts as the device's, so an offloading plan's peak is checked without a GPU."""
+        if self.stream is not None:
+            return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+        return torch.from_numpy(np.empty(nbytes, dtype=np.uint8))
 
     def _side(self):
         """Copies run on the side stream, after what the current stream queued (nothing to order on CPU)."""
