@@ -36,7 +36,7 @@ class Chunk:
     times: np.ndarray
     fields: np.ndarray  # (k, ny, nx) float32
     worker: str = ""  # where it was made
-    started: float = 0.0  # wall-clock seconds (time.time()) when the worker began computing it
+    started: float = 0.0  # wall-clock seconds (time.time()) when the previous chunk was made (or the run began)
     made: float = 0.0  # and when it was complete
 
 
@@ -80,8 +80,11 @@ def simulate(simulator, study: str, params, seed: int, sim_id: int, attempt: int
             fields.append(step.field.astype(np.float32))
             produced += 1
             if len(steps) == chunk_steps:
-                sender.send(chunk())  # blocks while the sender is full: that wait is not computing
-                steps, times, fields, started = [], [], [], time.time()
+                made = chunk()
+                # Handing a chunk over (scatter, queue) holds the simulation's core too: the next chunk's
+                # time runs from this one made.
+                sender.send(made)
+                steps, times, fields, started = [], [], [], made.made
         if steps:
             sender.send(chunk())
     return produced

@@ -257,6 +257,8 @@ class OnlineStudy:
 
     def _submit(self, client, sim: Simulation) -> None:
         sim.runs.clear()  # executions of this attempt (more than one: dask reran it after a worker died)
+        if self.timeline is not None:
+            self.timeline.launch(sim.sim_id, sim.attempts)
         self.futures[sim.sim_id] = client.submit(
             simulate,
             self.simulator,

@@ -28,7 +28,12 @@ class Timeline:
     def __init__(self):
         self.chunks: list[dict] = []
         self.batches: list[dict] = []
+        self.launches: dict[tuple[int, int], float] = {}  # (simulation, attempt) -> when the study submitted it
         self._since: list[int] = []  # chunks used since the last batch
+
+    def launch(self, sim_id: int, attempt: int) -> None:
+        """Note that the study submitted a simulation attempt now."""
+        self.launches[int(sim_id), int(attempt)] = time.time()
 
     def chunk(self, chunk, *, used: bool) -> None:
         """Note a chunk received; ``used`` when its steps went to training (not a late or duplicate one)."""
@@ -57,7 +62,10 @@ class Timeline:
         """The study as a trace (components ``simulation`` and ``training``)."""
         if not self.chunks and not self.batches:
             raise ValueError("the timeline is empty: nothing was received or trained")
-        origin = min([c["started"] for c in self.chunks] + [b["start"] for b in self.batches])
+        triggers = self._triggers()
+        launched = {run: self.launches.get((c["sim"], c["attempt"]), c["started"]) for run, c in self._firsts().items()}
+        origin = min([min(launched.get(c["run"], c["started"]), c["started"]) for c in self.chunks]
+                     + [b["start"] for b in self.batches])  # fmt: skip
         ids, previous = [], {}
         counts: dict[str, int] = defaultdict(int)
         tasks = []
@@ -65,10 +73,15 @@ class Timeline:
             run = chunk["run"]
             task_id = f"sim{chunk['sim']}-a{chunk['attempt']}-{run[:8]}-c{counts[run]}"
             counts[run] += 1
-            parents = (previous[run],) if run in previous else ()
+            if run in previous:
+                parents = (previous[run],)
+                start = chunk["started"] - origin
+            else:  # from its submission, after the simulation whose end freed its slot
+                parents = (triggers[run],) if run in triggers else ()
+                start = min(launched[run], chunk["started"]) - origin
             previous[run] = task_id
             ids.append(task_id)
-            start, end = chunk["started"] - origin, chunk["made"] - origin
+            end = chunk["made"] - origin
             host = chunk["worker"] or "worker"
             tasks.append(
                 Task(task_id, "simulate", start, end, host, parents, "simulation", output_bytes=chunk["bytes"])
@@ -85,3 +98,30 @@ class Timeline:
         attrs = {"source": "kit.online.OnlineStudy", "chunks": len(self.chunks), "batches": len(self.batches),
                  "transfer_latency": float(np.median(delays)) if delays else 0.0}  # fmt: skip
         return Trace(name, tasks, attrs=attrs)
+
+    def _firsts(self) -> dict[str, dict]:
+        """The first chunk of each run."""
+        firsts: dict[str, dict] = {}
+        for chunk in self.chunks:
+            firsts.setdefault(chunk["run"], chunk)
+        return firsts
+
+    def _triggers(self) -> dict[str, str]:
+        """For each run submitted after the study started, the last chunk's task id of the run whose end freed
+        its slot: the latest run to finish before its submission that freed no other one."""
+        lasts: dict[str, tuple[float, str]] = {}
+        counts: dict[str, int] = defaultdict(int)
+        for chunk in self.chunks:
+            run = chunk["run"]
+            lasts[run] = (chunk["arrived"], f"sim{chunk['sim']}-a{chunk['attempt']}-{run[:8]}-c{counts[run]}")
+            counts[run] += 1
+        launches = sorted((self.launches.get((c["sim"], c["attempt"]), c["started"]), run)
+                          for run, c in self._firsts().items())  # fmt: skip
+        used, out = set(), {}
+        for at, run in launches:
+            done = [(arrived, task) for other, (arrived, task) in lasts.items() if arrived <= at and other not in used]
+            if done:
+                arrived, task = max(done)
+                used.add(next(other for other, value in lasts.items() if value == (arrived, task)))
+                out[run] = task
+        return out
