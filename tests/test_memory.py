@@ -510,7 +510,12 @@ def test_an_offloading_plan_frees_what_the_model_says_on_cpu():
     link = HostLink(1e15, 1e15, 1.0)
     chosen = plan(costs, int(budgets_between(costs, [0.3])[0]), "offload", link=link)
     kept = dataclasses.replace(chosen, offloaded=())
-    for candidate in (dataclasses.replace(chosen, offloaded=(3,)), dataclasses.replace(chosen, offloaded=(3, 5))):
+    assert len(chosen.offloaded) > 2
+    for candidate in (
+        dataclasses.replace(chosen, offloaded=(3,)),
+        dataclasses.replace(chosen, offloaded=(3, 5)),
+        chosen,
+    ):
         peak, _ = simulate(costs, candidate.operations, link)
         result = measure(copy.deepcopy(model), candidate, inputs, repeats=1)
         assert result["peak"] == peak < simulate(costs, kept.operations)[0]

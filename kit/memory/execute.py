@@ -121,7 +121,9 @@ class _SavedTensors:
 
     @staticmethod
     def unpack(box: list) -> torch.Tensor:
-        return box[0]
+        """Hand the tensor to the backward and let go of it: autograd frees each saved tensor once used."""
+        tensor, box[0] = box[0], None
+        return tensor
 
     @property
     def moved_bytes(self) -> int:
