@@ -148,12 +148,24 @@ def dropout_bn_chain():
     )  # fmt: skip
 
 
+def assert_runs_like_eager(eager, planned, chosen, inputs):
+    """One step of ``chosen`` on ``planned`` gives the loss and gradients of an eager step on ``eager``."""
+    from kit.memory.execute import mean_square, run
+
+    torch.manual_seed(11)
+    expected = mean_square(eager(inputs))
+    expected.backward()
+    torch.manual_seed(11)
+    loss = run(planned, chosen, inputs)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("strategy", ["store_all", "recompute_all", "uniform", "optimal"])
 def test_any_plan_gives_the_eager_gradients_and_batchnorm_statistics(strategy, device):
     import copy
-
-    from kit.memory.execute import mean_square, run
 
     model, inputs = dropout_bn_chain().to(device), torch.randn(32, 16).to(device)
     eager, planned = copy.deepcopy(model), copy.deepcopy(model)
@@ -164,14 +176,7 @@ def test_any_plan_gives_the_eager_gradients_and_batchnorm_statistics(strategy, d
     assert chosen.predicted_peak <= full
     if strategy == "optimal":
         assert any(op == "Fn" for op, _ in chosen.operations)  # the budget forces recomputation
-    torch.manual_seed(11)
-    expected = mean_square(eager(inputs))
-    expected.backward()
-    torch.manual_seed(11)
-    loss = run(planned, chosen, inputs)
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-    for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert_runs_like_eager(eager, planned, chosen, inputs)
     for a, b in zip(eager.buffers(), planned.buffers(), strict=True):
         torch.testing.assert_close(b, a)  # running statistics updated once, not once per recomputation
     assert _random_state(device).equal(_state_after(11, eager, inputs, device))
@@ -395,8 +400,6 @@ def test_offloading_plans_fit_and_never_lose_to_recomputation_alone(length):
 def test_an_offloading_plan_gives_the_eager_gradients(device):
     import copy
 
-    from kit.memory.execute import mean_square, run
-
     model, inputs = dropout_bn_chain().to(device), torch.randn(32, 16).to(device)
     eager, planned = copy.deepcopy(model), copy.deepcopy(model)
     costs = Costs.from_profile(profile(copy.deepcopy(model), inputs, device, repeats=1))
@@ -406,14 +409,7 @@ def test_an_offloading_plan_gives_the_eager_gradients(device):
 
     chosen = Plan("offload", None, store_all(0, costs.length - 1), 0, 0.0, offloaded)
     assert [op for op, _ in chosen.operations].count("offload") == len(offloaded)
-    torch.manual_seed(11)
-    expected = mean_square(eager(inputs))
-    expected.backward()
-    torch.manual_seed(11)
-    loss = run(planned, chosen, inputs)
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-    for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert_runs_like_eager(eager, planned, chosen, inputs)
 
 
 def test_offloading_is_planned_against_recomputation_for_each_link():

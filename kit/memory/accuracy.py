@@ -23,6 +23,9 @@ from kit.memory.schedule import Costs
 #: Per-stage quantities compared between host and device profiles.
 STAGE_BYTES = ("x", "xbar", "fwd_tmp", "fn_tmp", "bwd_tmp", "saved_hooks")
 
+#: What :func:`record` can write, one netCDF file each.
+PARTS = ("profiler-accuracy", "tradeoff", "host-link", "offload")
+
 #: Batch sizes of the recorded GPU run: large enough that a step is not bound by kernel launches.
 GPU_BATCHES = {"mlp": 8192, "conv": 256, "transformer": 64, "resnet18": 32}
 
@@ -111,7 +114,7 @@ def record(
     batch=GPU_BATCHES,
     repeats: int = 5,
     seed: int = 0,
-    parts=("profiler-accuracy", "tradeoff", "host-link", "offload"),
+    parts=PARTS,
     link=None,
 ) -> list[Path]:
     """Run :func:`profiler_accuracy`, the time/peak trade-off (:func:`kit.memory.tradeoff.benchmark`), the
@@ -128,11 +131,9 @@ def record(
     from kit.memory.offloading import compare
     from kit.memory.tradeoff import benchmark
 
-    unknown = set(parts) - {"profiler-accuracy", "tradeoff", "host-link", "offload"}
+    unknown = set(parts) - set(PARTS)
     if unknown:
-        raise ValueError(
-            f"unknown parts {sorted(unknown)}; choose from profiler-accuracy, tradeoff, host-link, offload"
-        )
+        raise ValueError(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
     directory = Path(directory)
     chains = tuple(batch) if isinstance(batch, dict) else ("mlp", "conv", "transformer", "resnet18")
     provenance = {

@@ -110,8 +110,10 @@ class _Model:
         weights = self.params[start:stop].sum()
         if self.mode == "training":
             in_flight = self.micro_batches or len(self.devices) - k
-            transient = self.peak(start, stop) - self.activations(start, stop)
-            return float(weights * self.state_factor + in_flight * self.activations(start, stop) + transient)
+            # One micro-batch at its peak, the others holding their graphs.
+            return float(
+                weights * self.state_factor + (in_flight - 1) * self.activations(start, stop) + self.peak(start, stop)
+            )
         return float(weights + self.activations(start, stop))
 
     def peak(self, start: int, stop: int) -> float:

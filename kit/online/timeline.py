@@ -66,13 +66,10 @@ class Timeline:
         launched = {run: self.launches.get((c["sim"], c["attempt"]), c["started"]) for run, c in self._firsts().items()}
         origin = min([min(launched.get(c["run"], c["started"]), c["started"]) for c in self.chunks]
                      + [b["start"] for b in self.batches])  # fmt: skip
-        ids, previous = [], {}
-        counts: dict[str, int] = defaultdict(int)
+        ids, previous = self._ids(), {}
         tasks = []
-        for chunk in self.chunks:
+        for chunk, task_id in zip(self.chunks, ids, strict=True):
             run = chunk["run"]
-            task_id = f"sim{chunk['sim']}-a{chunk['attempt']}-{run[:8]}-c{counts[run]}"
-            counts[run] += 1
             if run in previous:
                 parents = (previous[run],)
                 start = chunk["started"] - origin
@@ -80,7 +77,6 @@ class Timeline:
                 parents = (triggers[run],) if run in triggers else ()
                 start = min(launched[run], chunk["started"]) - origin
             previous[run] = task_id
-            ids.append(task_id)
             end = chunk["made"] - origin
             host = chunk["worker"] or "worker"
             tasks.append(
@@ -109,19 +105,28 @@ class Timeline:
     def _triggers(self) -> dict[str, str]:
         """For each run submitted after the study started, the last chunk's task id of the run whose end freed
         its slot: the latest run to finish before its submission that freed no other one."""
-        lasts: dict[str, tuple[float, str]] = {}
-        counts: dict[str, int] = defaultdict(int)
-        for chunk in self.chunks:
-            run = chunk["run"]
-            lasts[run] = (chunk["arrived"], f"sim{chunk['sim']}-a{chunk['attempt']}-{run[:8]}-c{counts[run]}")
-            counts[run] += 1
+        lasts = {chunk["run"]: (chunk["arrived"], task) for chunk, task in zip(self.chunks, self._ids(), strict=True)}
         launches = sorted((self.launches.get((c["sim"], c["attempt"]), c["started"]), run)
                           for run, c in self._firsts().items())  # fmt: skip
         used, out = set(), {}
         for at, run in launches:
-            done = [(arrived, task) for other, (arrived, task) in lasts.items() if arrived <= at and other not in used]
+            done = [
+                (arrived, task, other)
+                for other, (arrived, task) in lasts.items()
+                if arrived <= at and other not in used
+            ]
             if done:
-                arrived, task = max(done)
-                used.add(next(other for other, value in lasts.items() if value == (arrived, task)))
+                _, task, other = max(done)
+                used.add(other)
                 out[run] = task
         return out
+
+    def _ids(self) -> list[str]:
+        """Each chunk's task id: its simulation, attempt, run and place in the run."""
+        counts: dict[str, int] = defaultdict(int)
+        ids = []
+        for chunk in self.chunks:
+            run = chunk["run"]
+            ids.append(f"sim{chunk['sim']}-a{chunk['attempt']}-{run[:8]}-c{counts[run]}")
+            counts[run] += 1
+        return ids
