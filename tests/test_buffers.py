@@ -3,26 +3,27 @@ import pickle
 import numpy as np
 import pytest
 
-from kit.online.buffers import BUFFERS, FIFO, FIRO, Reservoir, Sample, make_buffer
+from kit.online.buffers import BUFFERS, FIFO, FIRO, Reservoir, make_buffer
 
 POLICIES = sorted(BUFFERS)
 
 
-def sample(sim_id, step=0):
-    return Sample(sim_id, step, np.full(3, float(sim_id)), np.full((2, 2), float(step)))
-
-
 def fill(buffer, start, count):
-    """Put samples ``start..start+count-1`` (sim_id = number); the number of those stored."""
-    return sum(buffer.put(sample(i)) for i in range(start, start + count))
+    """Put samples ``start..start+count-1`` (sim_id = number, x and y filled with it); the number stored."""
+    ids = np.arange(start, start + count)
+    x = np.repeat(ids[:, None], 3, axis=1).astype(np.float32)
+    y = np.repeat(ids[:, None, None], 2, axis=1).repeat(2, axis=2).astype(np.float32)
+    return buffer.put(x, y, sim_id=ids, step=ids + 1000)
 
 
 def keys(batch):
-    return [s.sim_id for s in batch]
+    assert (batch.x[:, 0] == batch.sim_id).all() and (batch.y[:, 1, 1] == batch.sim_id).all()  # rows gathered whole
+    assert (batch.step == batch.sim_id + 1000).all()
+    return batch.sim_id.tolist()
 
 
 def held(buffer):
-    return [sim_id for sim_id, *_ in buffer.state_dict()["samples"]]
+    return keys(buffer.held())
 
 
 def check_accounting(buffer):
@@ -37,11 +38,22 @@ def check_accounting(buffer):
     assert m["put"] - never_used == m["trained"]
 
 
-def test_sample_key_and_frozen():
-    s = sample(3, 7)
-    assert s.key == (3, 7)
-    with pytest.raises(AttributeError):
-        s.step = 1
+def test_put_stores_what_fits_and_counts_the_rest_refused():
+    buffer = FIFO(5, watermark=2)
+    assert fill(buffer, 0, 3) == 3 and fill(buffer, 3, 4) == 2
+    assert held(buffer) == [0, 1, 2, 3, 4] and buffer.metrics()["refused"] == 2
+    assert buffer.room() == 0 and not buffer.can_put()
+
+
+def test_samples_of_another_shape_are_an_error_naming_both():
+    buffer = FIRO(4)
+    fill(buffer, 0, 1)
+    with pytest.raises(
+        ValueError, match=r"samples of shape x \(3,\), y \(3, 3\) do not fit a buffer of x \(3,\), y \(2, 2\)"
+    ):
+        buffer.put(np.zeros((1, 3)), np.zeros((1, 3, 3)), 0, 0)
+    with pytest.raises(ValueError, match="x has 2, y has 1"):
+        buffer.put(np.zeros((2, 3)), np.zeros((1, 2, 2)), 0, 0)
 
 
 def test_fifo_draws_oldest_first_and_removes_them():
@@ -90,13 +102,13 @@ def test_reservoir_keeps_and_reuses_samples():
 def test_reservoir_refuses_put_when_all_held_are_unseen_and_evicts_only_seen():
     buffer = Reservoir(4, watermark=2, seed=3)
     assert fill(buffer, 0, 4) == 4
-    assert not buffer.can_put() and not buffer.put(sample(99))
+    assert not buffer.can_put() and fill(buffer, 99, 1) == 0
     assert buffer.metrics()["refused"] == 1 and len(buffer) == 4
     seen = set(keys(buffer.get_batch(2)))
-    assert buffer.can_put() and buffer.put(sample(4))
+    assert buffer.can_put() and fill(buffer, 4, 1) == 1
     now = set(held(buffer))
     assert 4 in now and len(now & seen) == 1 and {0, 1, 2, 3} - seen <= now
-    assert buffer.put(sample(5)) and not buffer.put(sample(6))  # both seen ones replaced, now all unseen
+    assert fill(buffer, 5, 2) == 1 and fill(buffer, 6, 1) == 0  # both seen ones replaced, now all unseen
     assert buffer.uses_histogram().tolist() == [4, 2]
 
 
@@ -126,9 +138,10 @@ def test_randomized_stream_then_drain_trains_every_sample(name):
     produced = 0
     for _ in range(300):
         if generator.random() < 0.6:
-            if buffer.put(sample(produced)):
-                produced += 1
-            else:
+            k = int(generator.integers(1, 4))
+            stored = fill(buffer, produced, k)
+            produced += stored
+            if stored < k:
                 assert not buffer.can_put()
         elif buffer.ready():
             assert len(buffer.get_batch(4)) == 4
@@ -136,7 +149,7 @@ def test_randomized_stream_then_drain_trains_every_sample(name):
     buffer.close()
     assert not buffer.can_put()
     with pytest.raises(RuntimeError, match="closed"):
-        buffer.put(sample(-1))
+        fill(buffer, -1, 1)
     while buffer.ready():
         assert 1 <= len(buffer.get_batch(4)) <= 4
         check_accounting(buffer)
@@ -253,3 +266,68 @@ def test_batch_size_checks(name):
     for bad in (0, 9, 2.0):
         with pytest.raises(ValueError, match=f"batch_size must be an int in \\[1, 8\\], got {bad}"):
             buffer.get_batch(bad)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_policy_matches_a_reference_model_step_by_step(name, seed):
+    """Random puts of 1-5 samples and draws of 1-4, checked after every operation against plain Python
+    bookkeeping: which samples are held, their uses and ages, what FIFO draws, what a reservoir evicts."""
+    generator = np.random.default_rng(seed)
+    buffer = make_buffer(name, 12, watermark=4, seed=seed)
+    uses, birth, order, next_id, clock = {}, {}, [], 0, 0  # order: held ids oldest first
+    for op in range(400):
+        if op == 300:
+            buffer.close()
+        if not buffer.closed and generator.random() < 0.55:
+            k = int(generator.integers(1, 6))
+            stored = fill(buffer, next_id, k)
+            room = 12 - (len(order) if name != "reservoir" else sum(u == 0 for u in uses.values()))
+            assert stored == min(k, room)
+            new = list(range(next_id, next_id + stored))
+            next_id += k
+            after = set(held(buffer))
+            evicted = set(order) - after
+            assert all(uses[i] > 0 for i in evicted), "an unseen sample was evicted"
+            assert len(evicted) == max(0, len(order) + stored - 12)
+            order = [i for i in order if i not in evicted] + new
+            for i in evicted:
+                del uses[i], birth[i]
+            uses.update(dict.fromkeys(new, 0))
+            birth.update(dict.fromkeys(new, clock))
+        elif buffer.ready():
+            k = int(generator.integers(1, 5))
+            if len(buffer) < k and not buffer.closed:
+                continue
+            drawn = keys(buffer.get_batch(k))
+            assert len(drawn) == min(k, len(order)) and len(set(drawn)) == len(drawn)
+            if name == "fifo":
+                assert drawn == order[: len(drawn)]
+            if name == "reservoir" and buffer.closed:
+                unseen = [i for i in order if uses[i] == 0]
+                assert set(unseen[: len(drawn)]) <= set(drawn) or set(drawn) <= set(unseen)
+            for i in drawn:
+                uses[i] += 1
+            if name != "reservoir":
+                order = [i for i in order if i not in drawn]
+                for i in drawn:
+                    del uses[i], birth[i]
+            clock += 1
+        state = buffer.state_dict()
+        assert sorted(state["sim_id"].tolist()) == sorted(order)
+        assert dict(zip(state["sim_id"].tolist(), state["uses"].tolist(), strict=True)) == uses
+        m = buffer.metrics()
+        ages = [clock - birth[i] for i in order]
+        assert m["held"] == len(order) and m["held_unseen"] == sum(u == 0 for u in uses.values())
+        assert m["age_mean"] == pytest.approx(np.mean(ages) if ages else 0.0)
+        assert m["age_max"] == (max(ages) if ages else 0)
+        check_accounting(buffer)
+
+
+def test_batches_gather_into_given_arrays():
+    buffer = FIRO(8, watermark=4, seed=0)
+    fill(buffer, 0, 8)
+    out = (np.full((6, 3), -1, np.float32), np.full((6, 2, 2), -1, np.float32))
+    batch = buffer.get_batch(4, out=out)
+    assert np.shares_memory(batch.x, out[0]) and np.shares_memory(batch.y, out[1])
+    assert keys(batch) == out[0][:4, 0].tolist() and (out[0][4:] == -1).all()

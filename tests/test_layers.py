@@ -60,7 +60,9 @@ def test_import_kit_stays_light():
 
 
 def test_workers_unpickling_the_producer_do_not_import_torch():
-    code = "import sys, kit.online.producer; print('torch' in sys.modules)"
+    code = (
+        "import sys, kit.online.producer, kit.online.baselines, kit.simulators.premade; print('torch' in sys.modules)"
+    )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"

@@ -19,8 +19,22 @@ from kit.simulators.faulty import Faulty
 
 @pytest.fixture
 def client(cluster_client):
-    cluster_client.wait_for_workers(2, timeout=60)  # a test that killed or restarted a worker leaves it coming back
+    cluster_client.wait_for_workers(2, timeout=60)  # the module's tests kill no worker of it: both are there
     yield cluster_client
+
+
+@pytest.fixture
+def own_client():
+    """A LocalCluster of its own, for a test that kills or restarts a worker: dask's LocalCluster closes a
+    worker for good when it is down again when the check of an earlier loss of it comes (15 s later), so
+    such tests must not share a cluster."""
+    from distributed import LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def small_study(simulator, client, **options):
@@ -65,10 +79,14 @@ def test_steps_train_while_the_first_simulation_runs(client):
 def test_study_trains_and_reports_metrics(client):
     sim = Heat2D(n=12, steps=10)
     validation = ValidationSet.simulate(sim, 3, seed=2, client=client)
-    result = small_study(sim, client, n_simulations=10, validation=validation, validate_every=5).run(progress=False)
+    # The rate limit fixes the training per simulation (10 batches), whatever the machine's speed.
+    study = small_study(
+        sim, client, n_simulations=10, validation=validation, validate_every=5, batches_per_simulation=10
+    )
+    result = study.run(progress=False)
     metrics = result.metrics
     assert {"loss", "produced_per_second", "consumed_per_second", "occupancy", "age_mean"} <= set(metrics)
-    assert metrics.sizes["batch"] > 5
+    assert metrics.sizes["batch"] >= 100
     assert (result.simulations.status == "ok").all()
     checks = result.validation
     assert checks.check_batch.values[-1] == metrics.batch.values[-1]
@@ -139,20 +157,101 @@ def test_too_many_failures_stop_the_study_naming_them(client, tmp_path):
         small_study(faulty, client, retries=0, max_failures=2).run(progress=False)
 
 
-def test_hung_simulation_times_out_and_is_retried(client, tmp_path):
+def test_hung_simulation_times_out_and_is_retried(own_client, tmp_path):
     sim = Heat2D(n=8, steps=6)
     faulty = Faulty(sim, "hang", tmp_path / "m", at_step=2, times=1, only=[_seed(5, 0)], hang_seconds=60)
-    result = small_study(faulty, client, n_simulations=2, timeout=3.0).run(progress=False)
+    result = small_study(faulty, own_client, n_simulations=2, timeout=3.0).run(progress=False)
     sims = result.simulations
     assert sims.status.sel(simulation=0) == "retried"
     assert "hung" in str(sims.reasons.sel(simulation=0).values)
     assert_every_step_accounted(result, sim)
 
 
-def test_killed_worker_is_detected_and_the_simulation_rerun(client, tmp_path):
+def test_simulations_queued_behind_busy_workers_are_not_hung(client, tmp_path):
+    # Four simulations of 2.5 s or more on two worker threads: two wait as long for a thread, longer than
+    # the 2 s timeout. The hang clock starts with a simulation's first message, not with its submission.
+    sim = Heat2D(n=8, steps=5)
+    slow = Faulty(sim, "slow", tmp_path / "m", at_step=1, times=None, hang_seconds=0.5)
+    result = small_study(slow, client, in_flight=4, chunk_steps=1, timeout=2.0).run(progress=False)
+    sims = result.simulations
+    assert (sims.status == "ok").all() and (sims.attempts == 1).all(), sims.reasons.values
+    assert_every_step_accounted(result, sim)
+
+
+def test_a_simulation_that_makes_fewer_steps_than_declared_is_retried_then_redrawn(client, tmp_path):
+    sim = Heat2D(n=8, steps=6)
+    short = Faulty(sim, "short", tmp_path / "m", at_step=4, times=None, only=[_seed(5, 0)])
+    result = small_study(short, client, n_simulations=2, retries=1).run(progress=False)
+    sims = result.simulations
+    assert sims.status.sel(simulation=0) == "redrawn" and sims.attempts.sel(simulation=0) == 2
+    assert str(sims.reasons.sel(simulation=0).values).count("it made 3 steps, the simulator declares 6") == 2
+    assert result.accounting["discarded_duplicate"] == 3  # steps 1-3, received again from the retry
+    assert_every_step_accounted(result, sim)
+
+
+class FallsOver:
+    """A model factory whose module raises at its ``at``-th forward."""
+
+    def __new__(cls, at: int):
+        import torch
+
+        class Module(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layer, self.calls = torch.nn.Linear(6, 64), 0
+
+            def forward(self, x):
+                self.calls += 1
+                if self.calls == at:
+                    raise RuntimeError("the trainer fell over")
+                return self.layer(x).reshape(-1, 8, 8)
+
+        return Module()
+
+
+def workers_executing(client) -> list:
+    running = client.run(lambda dask_worker: [str(key) for key in dask_worker.state.executing])
+    return [key for keys in running.values() for key in keys]
+
+
+def test_a_trainer_that_falls_over_stops_its_simulations(client, tmp_path):
+    # Simulations of 200 s (4,000 steps of 0.05 s): only the study's stop can end them within the deadline.
+    slow = Faulty(Heat2D(n=8, steps=4000), "slow", tmp_path / "m", at_step=1, times=None, hang_seconds=0.05)
+    with pytest.raises(RuntimeError, match="the trainer fell over"):
+        small_study(slow, client, n_simulations=2, model=FallsOver(at=3), send_timeout=600.0).run(progress=False)
+    deadline = time.monotonic() + 60
+    while workers_executing(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not workers_executing(client)
+
+
+def test_a_checkpoint_holds_the_state_not_the_history(client, tmp_path):
+    import pickle
+
+    from kit.online.study import METRICS
+
+    sim, path, sizes = Heat2D(n=8, steps=50), tmp_path / "c.ckpt", {}
+
+    def note(result):
+        if path.exists():
+            sizes.setdefault("early", path.stat().st_size)
+
+    study = small_study(sim, client, n_simulations=2, capacity=16, watermark=8, batches_per_simulation=100,
+                        checkpoint=path, checkpoint_every=1)  # fmt: skip
+    study.run(progress=False, callback=note, callback_every=20)
+    state = pickle.loads(path.read_bytes())
+    rows = state["logs"]["metrics"]["rows"]
+    assert rows >= 150 and "metrics" not in state and "arrivals" not in state["ledger"]
+    # 150+ batches later, the checkpoint has not grown: its logs went to their own files, row by row.
+    assert path.stat().st_size <= 1.02 * sizes["early"] + 512
+    logged = np.fromfile(f"{path}.metrics").reshape(-1, len(METRICS))
+    assert len(logged) >= rows and (logged[:rows, 0] == np.arange(1, rows + 1)).all()
+
+
+def test_killed_worker_is_detected_and_the_simulation_rerun(own_client, tmp_path):
     sim = Heat2D(n=8, steps=6)
     faulty = Faulty(sim, "kill", tmp_path / "m", at_step=4, times=1, only=[_seed(5, 1)])
-    result = small_study(faulty, client, n_simulations=3, chunk_steps=1).run(progress=False)
+    result = small_study(faulty, own_client, n_simulations=3, chunk_steps=1).run(progress=False)
     sims = result.simulations
     assert sims.status.sel(simulation=1) == "retried"
     assert "worker lost while running" in str(sims.reasons.sel(simulation=1).values)
@@ -234,52 +333,103 @@ RESUMABLE = textwrap.dedent(
     from kit.simulators import Heat2D
 
     if __name__ == "__main__":
-        with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \\
-                Client(cluster) as client:
-            study = OnlineStudy(Heat2D(n=24, steps=40), n_simulations=10, buffer="fifo", capacity=40, watermark=8,
-                                batch_size=8, chunk_steps=4, checkpoint=sys.argv[1], checkpoint_every=5, seed=9,
-                                client=client)
+        checkpoint, out, where, send_timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+        study = dict(buffer="fifo", capacity=40, watermark=8, batch_size=8, chunk_steps=4, checkpoint=checkpoint,
+                     checkpoint_every=5, seed=9, send_timeout=send_timeout)
+        if where.startswith("local:"):  # a cluster of this many threads, inside this process
+            with LocalCluster(n_workers=1, threads_per_worker=int(where[6:]), processes=False,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                study = OnlineStudy(Heat2D(n=24, steps=40), n_simulations=10, client=client, **study)
+                result = study.run(progress=False)
+        else:  # a persistent cluster, by address; the first two simulations' 6.5 MB cannot fit in the buffers
+            study = OnlineStudy(Heat2D(n=64, steps=400), n_simulations=3, in_flight=2, client=where, **study)
             result = study.run(progress=False)
-            result.to_dataset().to_netcdf(sys.argv[2], engine="h5netcdf")
-            print("accounting", result.accounting)
+        result.to_dataset().to_netcdf(out, engine="h5netcdf")
+        print("accounting", result.accounting)
     """
 )
 
 
-def test_killed_study_resumes_from_its_checkpoint(tmp_path):
-    script = tmp_path / "study.py"
-    script.write_text(RESUMABLE)
-    checkpoint, out = tmp_path / "study.ckpt", tmp_path / "sims.nc"
-    first = subprocess.Popen(
-        [sys.executable, str(script), str(checkpoint), str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    for _ in range(600):
+def run_and_kill(script, checkpoint, out, where, send_timeout=60.0):
+    """Start the study script and SIGKILL it once its first checkpoint is written; the metrics saved then."""
+    import pickle
+
+    from kit.online.study import METRICS
+
+    first = subprocess.Popen([sys.executable, str(script), str(checkpoint), str(out), where, str(send_timeout)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    for _ in range(1200):
         if checkpoint.exists() or first.poll() is not None:
             break
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert checkpoint.exists() and not out.exists(), "the study ended before it could be killed"
-    import pickle
+    rows = pickle.loads(checkpoint.read_bytes())["logs"]["metrics"]["rows"]
+    metrics = np.fromfile(f"{checkpoint}.metrics").reshape(-1, len(METRICS))[:rows]
+    return dict(zip(METRICS, metrics.T, strict=True))
 
-    with open(checkpoint, "rb") as saved:
-        before = pickle.load(saved)["metrics"]
-    second = subprocess.run(
-        [sys.executable, str(script), str(checkpoint), str(out)], capture_output=True, text=True, timeout=300
-    )
+
+def resume(script, checkpoint, out, where, send_timeout=60.0):
+    second = subprocess.run([sys.executable, str(script), str(checkpoint), str(out), where, str(send_timeout)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
     import xarray as xr
 
-    sims = xr.open_dataset(out, engine="h5netcdf").load()
+    return xr.open_dataset(out, engine="h5netcdf").load(), second.stdout
+
+
+def test_killed_study_resumes_from_its_checkpoint_on_a_cluster_of_another_size(tmp_path):
+    script = tmp_path / "study.py"
+    script.write_text(RESUMABLE)
+    checkpoint, out = tmp_path / "study.ckpt", tmp_path / "sims.nc"
+    before = run_and_kill(script, checkpoint, out, "local:2")
+    sims, stdout = resume(script, checkpoint, out, "local:1")
     assert sims.sizes["simulation"] == 10
     # The batches trained before the kill are kept as they were (a fresh start would redo them).
-    resumed = sims.sel(batch=[row["batch"] for row in before])
-    np.testing.assert_array_equal(resumed.seconds, [row["seconds"] for row in before])
-    np.testing.assert_array_equal(resumed.loss, [row["loss"] for row in before])
+    resumed = sims.sel(batch=before["batch"].astype(int))
+    np.testing.assert_array_equal(resumed.seconds, before["seconds"])
+    np.testing.assert_array_equal(resumed.loss, before["loss"])
     assert set(sims.status.values) <= {"ok", "retried"}
     assert (sims.steps_received == 40).all()
     # FIFO trains every sample exactly once: 10 x 40 unique steps, nothing twice, nothing lost.
-    assert "'trained': 400" in second.stdout and "'balanced': 1" in second.stdout
+    assert "'trained': 400" in stdout and "'balanced': 1" in stdout
+
+
+def executing(address) -> list:
+    """The tasks the workers of the scheduler at ``address`` are running now."""
+    with Client(address, timeout=30) as probe:
+        running = probe.run(lambda dask_worker: [str(key) for key in dask_worker.state.executing])
+    return [key for keys in running.values() for key in keys]
+
+
+def test_a_killed_study_leaves_no_simulation_running_on_a_persistent_cluster(scheduler, tmp_path):
+    script = tmp_path / "study.py"
+    script.write_text(RESUMABLE)
+    checkpoint, out = tmp_path / "study.ckpt", tmp_path / "sims.nc"
+    run_and_kill(script, checkpoint, out, scheduler, send_timeout=2.0)
+    assert executing(scheduler), "no simulation was left running: the test shows nothing"
+    for _ in range(600):  # its simulations lost their study: they give up after the send timeout
+        if not executing(scheduler):
+            break
+        time.sleep(0.1)
+    assert not executing(scheduler), "simulations of the killed study still run"
+
+
+def test_a_resumed_study_ends_the_simulations_its_killed_run_left_behind(scheduler, tmp_path):
+    script = tmp_path / "study.py"
+    script.write_text(RESUMABLE)
+    checkpoint, out = tmp_path / "study.ckpt", tmp_path / "sims.nc"
+    # Orphans would hold both worker threads for 600 s (the send timeout) and the resume would time out,
+    # unless the resumed study ends them (the killed run's epoch) at once.
+    run_and_kill(script, checkpoint, out, scheduler, send_timeout=600.0)
+    assert executing(scheduler), "no simulation was left running: the test shows nothing"
+    sims, stdout = resume(script, checkpoint, out, scheduler, send_timeout=600.0)
+    assert set(sims.status.values) <= {"ok", "retried"} and (sims.steps_received == 400).all()
+    assert (sims.attempts == 1).all(), "the resumed study burnt retries on the orphans"
+    assert not any("hung" in reason for reason in sims.reasons.values)
+    assert "'balanced': 1" in stdout
+    assert not executing(scheduler)
 
 
 def test_parameter_outside_the_space_is_an_error_naming_it():

@@ -7,7 +7,7 @@ need torch load it on first use, so dask workers, which only unpickle :mod:`kit.
 
 from importlib import import_module
 
-from kit.online.buffers import FIFO, FIRO, Reservoir, Sample, make_buffer
+from kit.online.buffers import FIFO, FIRO, Batch, Reservoir, make_buffer
 
 _LAZY = {
     "OnlineStudy": "kit.online.study",
@@ -16,7 +16,7 @@ _LAZY = {
     "make_surrogate": "kit.online.surrogates",
 }
 
-__all__ = ["FIFO", "FIRO", "Reservoir", "Sample", "make_buffer", *_LAZY]
+__all__ = ["FIFO", "FIRO", "Batch", "Reservoir", "make_buffer", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-import time
-
 import numpy as np
 import xarray as xr
 
@@ -20,7 +17,7 @@ from kit.sampling import sobol
 def _checks(rows: list[dict]) -> xr.Dataset:
     return xr.Dataset(
         {key: ("batch", [row[key] for row in rows]) for key in ("val_mean", "val_p99", "val_max")},
-        coords={"batch": [row["batch"] for row in rows]},
+        coords={"batch": [int(row["batch"]) for row in rows]},
     )
 
 
@@ -61,7 +58,7 @@ def online_vs_offline(
                 seed=seed,
                 client=client,
             )
-            online = _checks(study.run(progress=progress).checks)
+            online = study.run(progress=progress).validation.rename(check_batch="batch")
             trainer = Trainer(_model(name, simulator, seed))
             x, y = simulate_dataset(
                 simulator, sobol(simulator.space, n_offline, seed=seed + 2), study.encoding, seed=seed, client=client
@@ -93,63 +90,6 @@ def online_vs_offline(
 def _model(name, simulator, seed):
     shape = (len(simulator.y), len(simulator.x))
     return seeded_model(lambda: make_surrogate(name, simulator.space.dim + 1, shape), seed)
-
-
-def plain_loop_rate(simulator, params: np.ndarray, seed: int = 0) -> float:
-    """Time steps per second of the simulations run one after another in this process, without the kit."""
-    simulator = pickle.loads(pickle.dumps(simulator))  # a fresh copy, as a worker gets
-    start, steps = time.perf_counter(), 0
-    for point in params:
-        for _ in simulator.run(point, seed=seed):
-            steps += 1
-    return steps / (time.perf_counter() - start)
-
-
-def streaming_efficiency(
-    simulator, *, n_simulations: int = 16, workers=(1, 2), chunk_steps: int = 10, seed: int = 0, progress: bool = True
-) -> xr.Dataset:
-    """Samples per second reaching a cheap trainer through the kit, against ``w`` times the plain-loop rate.
-
-    ``streaming_efficiency`` = kit rate with ``w`` workers / (``w`` x plain-loop rate of one process).
-    """
-    params = sobol(simulator.space, n_simulations, seed=seed)
-    plain = plain_loop_rate(simulator, params, seed)
-    rates = []
-    for w in workers:
-        with connect(None, n_workers=w) as client:
-            for timed in (False, True):  # the first, untimed run warms the workers up (imports, caches)
-                points = params if timed else params[:w]
-                study = OnlineStudy(
-                    simulator,
-                    n_simulations=len(points),
-                    sampler=points,
-                    buffer="fifo",
-                    capacity=n_simulations * simulator.steps,
-                    watermark=64,
-                    batch_size=64,
-                    model=seeded_model(lambda: _cheap(simulator), seed),
-                    in_flight=2 * w,
-                    chunk_steps=chunk_steps,
-                    queue_size=4 * w,
-                    client=client,
-                    seed=seed,
-                )
-                result = study.run(progress=progress and timed)
-        rates.append(result.ledger.produced / result.arrivals.seconds.values.max())
-    data = xr.Dataset({"kit_rate": ("workers", rates), "plain_rate": ((), plain)}, coords={"workers": list(workers)})
-    data["streaming_efficiency"] = data.kit_rate / (data.workers * data.plain_rate)
-    data["kit_rate"].attrs["units"] = data["plain_rate"].attrs["units"] = "steps/s"
-    data.attrs.update(simulator=repr(simulator), n_simulations=n_simulations, chunk_steps=chunk_steps)
-    return data
-
-
-def _cheap(simulator):
-    from torch import nn
-
-    return nn.Sequential(
-        nn.Linear(simulator.space.dim + 1, len(simulator.y) * len(simulator.x)),
-        nn.Unflatten(1, (len(simulator.y), len(simulator.x))),
-    )
 
 
 def compare_buffers(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from kit.online.history import History
 from kit.online.ledger import Ledger
 
 
@@ -14,8 +15,8 @@ from kit.online.ledger import Ledger
 class StudyResult:
     """Results of an :class:`~kit.online.study.OnlineStudy`, as xarray Datasets."""
 
-    rows: list[dict]
-    checks: list[dict]
+    rows: History  # metrics per batch
+    checks: History  # validation checks
     ledger: Ledger
     discarded: dict[str, int]
     buffer: object
@@ -37,9 +38,11 @@ class StudyResult:
     def metrics(self) -> xr.Dataset:
         """Per batch: loss, produced and consumed counts and rates, buffer occupancy, sample age and the
         steps received but not yet in the buffer (``pending``)."""
-        if not self.rows:
+        if not len(self.rows):
             return xr.Dataset(coords={"batch": np.array([], dtype=int)})
-        columns = {key: np.array([row[key] for row in self.rows]) for key in self.rows[0]}
+        columns = {key: self.rows[key] for key in self.rows.columns}
+        for key in ("batch", "produced", "consumed", "trained", "pending", "age_max"):
+            columns[key] = columns[key].astype(np.int64)
         batch = columns.pop("batch")
         seconds = np.maximum(columns["seconds"], 1e-9)
         ds = xr.Dataset({key: ("batch", value) for key, value in columns.items()}, coords={"batch": batch})
@@ -52,12 +55,10 @@ class StudyResult:
     @property
     def validation(self) -> xr.Dataset:
         """Validation error (mean, p99, max over held-out samples) at each check."""
-        if not self.checks:
-            return xr.Dataset(coords={"check_batch": np.array([], dtype=int)})
-        keys = [k for k in self.checks[0] if k != "batch"]
+        keys = [k for k in self.checks.columns if k != "batch"]
         return xr.Dataset(
-            {k: ("check_batch", [c[k] for c in self.checks]) for k in keys},
-            coords={"check_batch": [c["batch"] for c in self.checks]},
+            {k: ("check_batch", self.checks[k]) for k in keys},
+            coords={"check_batch": self.checks["batch"].astype(np.int64)},
         )
 
     @property
@@ -70,7 +71,7 @@ class StudyResult:
                 "status": ("simulation", [s.status for s in sims]),
                 "seed": ("simulation", np.array([s.seed for s in sims], dtype=np.uint64)),
                 "attempts": ("simulation", [s.attempts for s in sims]),
-                "steps_received": ("simulation", [len(s.steps) for s in sims]),
+                "steps_received": ("simulation", [s.n_received for s in sims]),
                 "reasons": ("simulation", ["; ".join(s.reasons) for s in sims]),
             },
             coords={"simulation": [s.sim_id for s in sims], "parameter": list(self.space.names)},
@@ -78,14 +79,19 @@ class StudyResult:
 
     @property
     def arrivals(self) -> xr.Dataset:
-        """The arrival log: simulation id, time step, the batch count at arrival and seconds since start."""
-        log = np.array(self.ledger.arrivals, dtype=float).reshape(-1, 4)
+        """The arrival log, one entry per step: simulation id, time step, the batch count at arrival and
+        seconds since start."""
+        log = self.ledger.arrivals
+        first, last = log["first"].astype(np.int64), log["last"].astype(np.int64)
+        counts = last - first + 1
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        steps = np.repeat(first, counts) + np.arange(counts.sum()) - starts
         return xr.Dataset(
             {
-                "simulation": ("arrival", log[:, 0].astype(int)),
-                "step": ("arrival", log[:, 1].astype(int)),
-                "batch": ("arrival", log[:, 2].astype(int)),
-                "seconds": ("arrival", log[:, 3]),
+                "simulation": ("arrival", np.repeat(log["simulation"].astype(np.int64), counts)),
+                "step": ("arrival", steps),
+                "batch": ("arrival", np.repeat(log["batch"].astype(np.int64), counts)),
+                "seconds": ("arrival", np.repeat(log["seconds"], counts)),
             }
         )
 

@@ -1,25 +1,31 @@
 """An online-training study: simulations on dask stream time steps into a buffer that a trainer draws from.
 
 No epochs and no dataset on disk: parameters are asked of a sampler when a simulation is launched,
-per-sample losses are told back after each batch, and memory is bounded by the buffer's capacity plus
-the chunks in flight (``in_flight`` simulations, a queue of ``queue_size`` chunks).
+per-sample losses are told back after each batch. dask is the control plane (:mod:`kit.online.control`);
+the steps travel on the data plane (:mod:`kit.online.dataplane`) into the buffer through the intake
+(:mod:`kit.online.intake`), in a receiving thread, while this loop trains. Memory is bounded by the buffer's
+capacity, one chunk waiting for room, and each simulation's socket queues.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
-import pickle
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 
 from kit.cluster import connect
-from kit.online.buffers import Sample, make_buffer
+from kit.online.buffers import make_buffer
+from kit.online.checkpoint import Checkpoint
+from kit.online.control import Control, StudyError
+from kit.online.dataplane import Endpoint, Receiver, default_bind, new_epoch
+from kit.online.history import History
+from kit.online.intake import Intake
 from kit.online.ledger import Ledger, Simulation
-from kit.online.producer import simulate
+from kit.online.producer import stop_event_name
 from kit.online.results import StudyResult
 from kit.online.surrogates import make_surrogate
 from kit.online.timeline import Timeline
@@ -29,9 +35,14 @@ from kit.seeding import simulation_seed
 
 log = logging.getLogger(__name__)
 
+__all__ = ["OnlineStudy", "StudyError"]
 
-class StudyError(RuntimeError):
-    """A study cannot go on (too many failed simulations); the message lists them."""
+#: What the study records after each batch.
+METRICS = ("batch", "seconds", "loss", "produced", "consumed", "trained", "occupancy", "pending", "age_mean", "age_max")
+#: What it records at each validation check.
+CHECKS = ("batch", "val_mean", "val_p99", "val_max")
+#: Seconds between two looks at the simulations' tasks (the control plane needs no more).
+WATCH_EVERY = 0.02
 
 
 class OnlineStudy:
@@ -47,7 +58,8 @@ class OnlineStudy:
         A sampler name (``"random"``, ``"lhs"``, ``"sobol"``...), a :class:`kit.sampling.Sampler`, or an
         array ``(n, d)`` of parameter points used in order.
     model
-        ``"mlp"``, ``"conv"`` or a ``torch.nn.Module`` mapping ``(b, d + 1)`` to ``(b, ny, nx)``.
+        ``"mlp"``, ``"conv"``, a ``torch.nn.Module`` mapping ``(b, d + 1)`` to ``(b, ny, nx)``, or a
+        :class:`~kit.online.trainer.Trainer` of one (its own optimizer and device: ``lr`` and ``device`` unused).
     buffer, capacity, watermark
         Buffer policy (``"fifo"``, ``"firo"``, ``"reservoir"``) or a buffer object, its size and the
         number of samples held before training starts.
@@ -55,19 +67,25 @@ class OnlineStudy:
         Training batch size, Adam learning rate, and an optional cap on gradient steps (the study stops
         there, cancelling running simulations).
     batches_per_simulation
-        Rate limit (Melissa's): once the buffer is ready, no more steps are pulled from the queue until
-        this many batches per simulation's worth of steps received were trained, so simulations wait
+        Rate limit (Melissa's): once the buffer is ready, no more steps are taken in until this many
+        batches per simulation's worth of steps received were trained, so simulations wait
         (backpressure), and before it ends the study trains up to that many batches per simulation while
         the buffer can serve batches (always for a reservoir, which reuses samples): the training done per
         simulation does not depend on the cluster's speed.
     validation, validate_every
         A :class:`~kit.online.validation.ValidationSet` evaluated every ``validate_every`` batches and at the end.
     in_flight, chunk_steps, queue_size
-        Simulations running at once, time steps per streamed chunk, chunks waiting in the queue.
+        Simulations running at once, time steps per streamed message, and the messages each simulation
+        may have queued on each side of its connection before its send blocks.
     retries, timeout, max_failures
-        Attempts with the same parameters after a failure, seconds without a step before a simulation
-        counts as hung (counted from submission: keep ``in_flight`` at most the cluster's threads, or the
-        timeout above the wait for a free thread), failed simulations tolerated before the study stops.
+        Attempts with the same parameters after a failure; seconds without a message from a started
+        simulation (its task start counts; time held back by the study does not) before it counts as hung,
+        or after its task ended before its missing steps count as lost; failed simulations tolerated before
+        the study stops.
+    data_address, send_timeout
+        Where the study listens for steps: ``"tcp://host:port"`` (port ``*`` or 0: any free one; workers
+        must reach it) or ``"ipc:///path"`` (same node); default TCP on the interface facing the scheduler.
+        A simulation gives up after ``send_timeout`` seconds without a connection to the study (killed).
     sensitivity
         A :class:`kit.sensitivity.FieldSobol` fed with every simulated step it keeps, so that one simulation
         budget yields the surrogate and Sobol' maps (``result.sensitivity``); needs ``sampler="pick_freeze"``
@@ -75,7 +93,8 @@ class OnlineStudy:
         multiple of ``d + 2`` completes every group unless a simulation is redrawn: its group is dropped
         (``discarded_groups``) and the replacement starts the next one, which stays incomplete.
     checkpoint, checkpoint_every
-        File to checkpoint to every ``checkpoint_every`` batches; an existing one is resumed.
+        File to checkpoint to every ``checkpoint_every`` batches (written in the background; its logs go to
+        files beside it); an existing one is resumed, on a cluster of any size.
     client, n_workers, connect_timeout
         None (a ``LocalCluster`` of ``n_workers`` processes), a scheduler address (an error after
         ``connect_timeout`` seconds when none answers), or a ``Client``.
@@ -106,10 +125,12 @@ class OnlineStudy:
         validate_every: int = 50,
         in_flight: int = 2,
         chunk_steps: int = 5,
-        queue_size: int = 8,
+        queue_size: int = 2,
         retries: int = 1,
         timeout: float = 120.0,
         max_failures: int | None = None,
+        data_address: str | None = None,
+        send_timeout: float = 60.0,
         sensitivity=None,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 100,
@@ -142,16 +163,21 @@ class OnlineStudy:
             or not batches_per_simulation > 0
         ):
             raise ValueError(f"batches_per_simulation must be None or > 0, got {batches_per_simulation!r}")
+        for name, value in (("timeout", timeout), ("send_timeout", send_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+        if data_address is not None and not (
+            isinstance(data_address, str) and data_address.startswith(("tcp://", "ipc://"))
+        ):
+            raise ValueError(f"data_address must be None, 'tcp://host:port' or 'ipc:///path', got {data_address!r}")
         self.batches_per_simulation = batches_per_simulation
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         self.simulator, self.space = simulator, simulator.space
         self.n_simulations, self.batch_size, self.max_batches = n_simulations, batch_size, max_batches
         self.in_flight, self.chunk_steps, self.queue_size = in_flight, chunk_steps, queue_size
-        self.retries, self.timeout = retries, float(timeout)
+        self.retries, self.timeout, self.send_timeout = retries, float(timeout), float(send_timeout)
+        self.data_address = data_address
         self.max_failures = n_simulations if max_failures is None else max_failures
         self.validation, self.validate_every = validation, validate_every
-        self.checkpoint = Path(checkpoint) if checkpoint else None
         self.checkpoint_every, self.client, self.n_workers, self.seed = checkpoint_every, client, n_workers, seed
         # Independent streams for the sampler, the buffer and the model's initial weights.
         sampler_seed, buffer_seed, model_seed = np.random.SeedSequence(seed).spawn(3)
@@ -165,17 +191,26 @@ class OnlineStudy:
             options = model_options or {}
             init = int(model_seed.generate_state(1)[0])
             model = seeded_model(lambda: make_surrogate(model, self.space.dim + 1, shape, **options), init)
-        self.trainer = Trainer(model, lr=lr, device=device)
+        self.trainer = model if isinstance(model, Trainer) else Trainer(model, lr=lr, device=device)
         self.sensitivity = _sensitivity(sensitivity, self.sampler, shape)
         self.torch_threads = torch_threads
         self.connect_timeout = connect_timeout
         self.ledger = Ledger()
         self.timeline = Timeline() if record else None
-        self.metrics: list[dict] = []
-        self.checks: list[dict] = []
-        self.pending: list[Sample] = []
+        self.metrics, self.checks = History(METRICS), History(CHECKS)
+        self.checkpoint = (
+            None
+            if checkpoint is None
+            else Checkpoint(
+                checkpoint, {"metrics": self.metrics, "checks": self.checks, "arrivals": self.ledger.arrivals}
+            )
+        )
         self.next_id = 0
+        self.epochs: list[str] = []  # stop events of earlier runs (a killed study's orphaned simulations)
+        self.held = None  # a chunk's steps received but not yet stored, restored from a checkpoint
+        self._staging = None  # host arrays batches are gathered into (pinned for a CUDA trainer)
         self.name = f"kit-study-{uuid.uuid4().hex[:8]}"
+        self.intake = None
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, *, progress: bool = True, callback=None, callback_every: int = 20) -> StudyResult:
@@ -190,236 +225,166 @@ class OnlineStudy:
             torch.set_num_threads(threads)
 
     def _run(self, progress, callback, callback_every) -> StudyResult:
-        from distributed import Event, Queue
+        from distributed import Event
         from tqdm.auto import tqdm
 
         self._resume()
         with connect(self.client, n_workers=self.n_workers, timeout=self.connect_timeout) as client:
-            queue = Queue(self.name, client=client, maxsize=self.queue_size)
-            stop = Event(f"{self.name}-stop", client=client)  # simulations blocked on a full queue watch it
+            epoch = new_epoch()
+            self.intake = intake = Intake(
+                self.ledger, self.buffer, self.encoding, epoch=epoch, steps=self.simulator.steps, clock=self._seconds,
+                sensitivity=self.sensitivity, timeline=self.timeline, rate=self.batches_per_simulation,
+            )  # fmt: skip
+            intake.held, intake.batches = self.held, self.trainer.batches
+            receiver = Receiver(self.data_address or default_bind(client.scheduler.address), intake.deliver,
+                                room=intake.room, queue_size=self.queue_size)  # fmt: skip
+            endpoint = Endpoint(receiver.address, self.name, epoch, queue_size=self.queue_size,
+                                send_timeout=self.send_timeout)  # fmt: skip
+            stop = Event(stop_event_name(endpoint), client=client)
+            for name in self.epochs:  # end the simulations a killed run of this study left behind
+                Event(name, client=client).set()
+            self.epochs.append(stop_event_name(endpoint))
+            self.control = control = Control(
+                client, self.simulator, endpoint, self.ledger, intake.lock, chunk_steps=self.chunk_steps,
+                retries=self.retries, timeout=self.timeout, max_failures=self.max_failures,
+                on_submit=self._launched, on_redrawn=self._redrawn,
+            )  # fmt: skip
             # Clock from the first launch (cluster start-up excluded), continued across a resume.
-            self.started = time.perf_counter() - (self.metrics[-1]["seconds"] if self.metrics else 0.0)
-            self.futures, self.activity = {}, {}
-            for sim in self._running():
-                self._submit(client, sim)
+            last = self.metrics.last()
+            self.started = time.perf_counter() - (last["seconds"] if last else 0.0)
+            receiver.start()
+            for sim in list(self.ledger.running.values()):
+                control.submit(sim)
             bar = tqdm(total=self.n_simulations, desc="simulations", unit="sim", disable=not progress)
             bar.update(self._completed())
+            watched = time.monotonic()
             try:
                 while not self._finished():
-                    self.iteration = time.time()  # a batch's recorded time includes its loop's receiving
-                    self._launch(client)
-                    received = self._receive(client, queue)
-                    self._fill_buffer()
+                    if receiver.error is not None:
+                        raise RuntimeError(f"the study's receiver at {receiver.address} failed") from receiver.error
+                    self._launch()
+                    intake.flush()
                     trained = self._train()
-                    self._watch(client)
+                    if time.monotonic() - watched > WATCH_EVERY:
+                        control.watch()
+                        watched = time.monotonic()
                     bar.update(self._completed() - bar.n)
                     if trained:
-                        bar.set_postfix(batches=self.trainer.batches, loss=f"{self.metrics[-1]['loss']:.3g}")
+                        bar.set_postfix(batches=self.trainer.batches, loss=f"{self.metrics.last()['loss']:.3g}")
                         self._maybe_checkpoint()
                         if callback and self.trainer.batches % callback_every == 0:
                             drawn = time.perf_counter()
                             callback(self.result())
                             self.started += time.perf_counter() - drawn  # drawing is not study time
-                    if not (received or trained):
-                        time.sleep(0.01)  # idle: leave the cores to the workers
-                self._stop(client, queue)
+                    else:
+                        with intake.lock:  # idle: until a chunk arrives
+                            intake.lock.wait(0.01)
+                control.cancel_all()
             finally:
                 stop.set()
+                intake.close()
+                receiver.close()
+                self.receiver_stats = {"messages": receiver.messages, "rejected": receiver.rejected,
+                                       "cpu_seconds": receiver.cpu_seconds, "chunks": intake.chunks}  # fmt: skip
                 bar.close()
-                queue.close()
+                if self.checkpoint is not None:
+                    self.checkpoint.wait()
+            self._account_for_the_rest()
         self._validate()
         return self.result()
+
+    def _seconds(self) -> float:
+        return time.perf_counter() - self.started
 
     def _finished(self) -> bool:
         if self.max_batches is not None and self.trainer.batches >= self.max_batches:
             return True
-        if self._running() or self.pending or self._completed() < self.n_simulations:
-            return False
-        if self._rate_limited():  # the batches owed to the last simulations come first
-            return False
-        self.buffer.close()
-        return not self.buffer.ready()
-
-    def _running(self) -> list[Simulation]:
-        return list(self.ledger.running.values())
+        with self.intake.lock:
+            if self.ledger.running or self.intake.held or self._completed() < self.n_simulations:
+                return False
+            if self.intake.rate_limited():  # the batches owed to the last simulations come first
+                return False
+            self.buffer.close()
+            return not self.buffer.ready()
 
     def _completed(self) -> int:
         return self.ledger.ended["ok"] + self.ledger.ended["retried"]
 
     # -- simulations ------------------------------------------------------------------------------------
-    def _launch(self, client) -> None:
-        while len(self._running()) < self.in_flight and self._completed() + len(self._running()) < self.n_simulations:
+    def _launch(self) -> None:
+        while (
+            len(self.ledger.running) < self.in_flight
+            and self._completed() + len(self.ledger.running) < self.n_simulations
+        ):
             (params,) = self.space.validate(np.atleast_2d(self.sampler.ask(1)))
-            sim = Simulation(self.next_id, params, simulation_seed(self.seed, self.next_id))
-            self.ledger.add(sim)
+            sim = Simulation(self.next_id, params, simulation_seed(self.seed, self.next_id), self.simulator.steps)
+            with self.intake.lock:
+                self.ledger.add(sim)
             self.next_id += 1
-            self._submit(client, sim)
+            self.control.submit(sim)
 
-    def _submit(self, client, sim: Simulation) -> None:
-        sim.runs.clear()  # executions of this attempt (more than one: dask reran it after a worker died)
+    def _launched(self, sim: Simulation) -> None:
         if self.timeline is not None:
             self.timeline.launch(sim.sim_id, sim.attempts)
-        self.futures[sim.sim_id] = client.submit(
-            simulate,
-            self.simulator,
-            self.name,
-            sim.params,
-            sim.seed,
-            sim.sim_id,
-            sim.attempts,
-            self.chunk_steps,
-            key=f"simulate-{self.name}-{sim.sim_id}-attempt-{sim.attempts}",  # "simulate": traces label it
-            pure=False,
-        )
-        self.activity[sim.sim_id] = time.perf_counter()
 
-    def _watch(self, client) -> None:
-        """Settle finished simulations, retry failed and hung ones."""
-        now = time.perf_counter()
-        for sim in self._running():
-            future = self.futures[sim.sim_id]
-            if future.status == "finished" and len(sim.steps) == self.simulator.steps:
-                lost = client.run_on_scheduler(_workers_lost, key=future.key)
-                if lost or len(sim.runs) > 1:  # dask reran the task elsewhere after its worker died
-                    sim.reasons.append(f"worker lost while running ({max(lost, 1)} time(s)); rerun by dask")
-                self.ledger.end(sim, "retried" if sim.attempts > 1 or sim.reasons else "ok")
-                del self.futures[sim.sim_id]
-            elif future.status == "error":
-                self._failed(client, sim, f"{type(future.exception()).__name__}: {future.exception()}")
-            elif future.status == "cancelled":
-                self._failed(client, sim, "cancelled by the cluster (worker lost or restarted)")
-            elif now - self.activity[sim.sim_id] > self.timeout:
-                _restart_worker_of(client, future)
-                self._failed(client, sim, f"no time step for {self.timeout:g} s (hung)")
-
-    def _failed(self, client, sim: Simulation, reason: str) -> None:
-        sim.reasons.append(reason)
-        log.warning("simulation %d (attempt %d) failed: %s", sim.sim_id, sim.attempts, reason)
-        if sim.attempts <= self.retries:
-            sim.attempts += 1
-            self._submit(client, sim)
-            return
-        del self.futures[sim.sim_id]
-        if self.ledger.ended["redrawn"] >= self.max_failures:
-            failures = [s for s in self.ledger.simulations.values() if s.status == "redrawn"]
-            self.ledger.end(sim, "failed")
-            lines = "\n".join(f"  simulation {s.sim_id} {s.params.tolist()}: {s.reasons}" for s in [*failures, sim])
-            raise StudyError(f"{len(failures) + 1} simulations failed (max_failures={self.max_failures}):\n{lines}")
-        self.ledger.end(sim, "redrawn")  # _launch gives its slot to new parameters
+    def _redrawn(self, sim: Simulation) -> None:
         if self.sensitivity is not None:
             self.sensitivity.discard(sim.sim_id)  # its pick-freeze group cannot complete
 
-    # -- data -------------------------------------------------------------------------------------------
-    def _receive(self, client, queue) -> bool:
-        if len(self.pending) >= self.chunk_steps * self.in_flight or self._rate_limited():
-            for sim in self._running():  # held back on purpose: not a hang
-                self.activity[sim.sim_id] = time.perf_counter()
-            return False
-        futures = queue.get(batch=True)
-        for chunk in _gather(client, futures):
-            self._accept(chunk)
-        return bool(futures)
-
-    def _accept(self, chunk) -> None:
-        sim = self.ledger.simulations[chunk.sim_id]
-        seconds = time.perf_counter() - self.started
-        self.activity[sim.sim_id] = time.perf_counter()
-        if chunk.attempt == sim.attempts:
-            sim.runs.add(chunk.run)
-        late = sim.status != "running"
-        inputs = self.encoding.inputs(sim.params, chunk.times)  # one call per chunk, not per step
-        targets = self.encoding.targets(chunk.fields)
-        for step, x, y, field in zip(chunk.steps, inputs, targets, chunk.fields, strict=True):
-            if not self.ledger.receive(sim, int(step), self.trainer.batches, seconds):
-                continue
-            if late:  # the last chunks of a simulation given up on
-                self.ledger.discarded["study ended" if sim.status == "cancelled" else f"{sim.status} simulation"] += 1
-                continue
-            self.pending.append(Sample(sim.sim_id, int(step), x, y))
-            if self.sensitivity is not None:
-                self.sensitivity.add(sim.sim_id, int(step), field)
-        if self.timeline is not None:
-            self.timeline.chunk(chunk, used=not late)
-
-    def _rate_limited(self) -> bool:
-        if self.batches_per_simulation is None or not self.buffer.ready():
-            return False
-        received = self.ledger.produced / self.simulator.steps
-        return self.trainer.batches < self.batches_per_simulation * received
-
-    def _fill_buffer(self) -> None:
-        accepted = 0
-        for sample in self.pending:
-            if not self.buffer.put(sample):
-                break
-            accepted += 1
-        del self.pending[:accepted]
-
     # -- training ---------------------------------------------------------------------------------------
     def _train(self) -> bool:
-        if not self.buffer.ready() or (self.max_batches is not None and self.trainer.batches >= self.max_batches):
+        if self.max_batches is not None and self.trainer.batches >= self.max_batches:
             return False
-        batch = self.buffer.get_batch(self.batch_size)
-        x = np.stack([s.x for s in batch])
-        y = np.stack([s.y for s in batch])
-        losses = self.trainer.step(x, y)
-        if self.timeline is not None:
-            self.timeline.batch(self.trainer.batches, self.iteration, time.time())
-        params = np.stack([self.ledger.simulations[s.sim_id].params for s in batch])
+        begun = time.time()
+        with self.intake.lock:
+            if not self.buffer.ready():
+                return False
+            if self._staging is None:
+                self._staging = self.trainer.host_arrays(self.batch_size, *self.buffer.sample_shapes())
+            batch = self.buffer.get_batch(self.batch_size, out=self._staging)
+            self.intake.lock.notify_all()  # room in the buffer
+        y = self.encoding.targets(batch.y, out=batch.y)  # in place: the batch is a copy
+        losses = self.trainer.step(batch.x, y)
+        with self.intake.lock:
+            self.intake.batches = self.trainer.batches
+            self.intake.lock.notify_all()  # the rate limit may let more steps in
+            if self.timeline is not None:
+                self.timeline.batch(self.trainer.batches, begun, time.time())
+            metrics, produced, pending = self.buffer.metrics(), self.ledger.produced, self.intake.pending
+        params = np.stack([self.ledger.simulations[int(i)].params for i in batch.sim_id])
         self.sampler.tell(params, losses)
-        metrics = self.buffer.metrics()
-        seconds = time.perf_counter() - self.started
         self.metrics.append(
-            {
-                "batch": self.trainer.batches,
-                "seconds": seconds,
-                "loss": float(losses.mean()),
-                "produced": self.ledger.produced,
-                "consumed": metrics["draws"],
-                "trained": metrics["trained"],
-                "occupancy": metrics["occupancy"],
-                "pending": len(self.pending),
-                "age_mean": metrics["age_mean"],
-                "age_max": metrics["age_max"],
-            }
+            batch=self.trainer.batches,
+            seconds=self._seconds(),
+            loss=float(losses.mean()),
+            produced=produced,
+            consumed=metrics["draws"],
+            trained=metrics["trained"],
+            occupancy=metrics["occupancy"],
+            pending=pending,
+            age_mean=metrics["age_mean"],
+            age_max=metrics["age_max"],
         )
         if self.trainer.batches % self.validate_every == 0:
             self._validate()
         return True
 
     def _validate(self) -> None:
-        if self.validation is None or (self.checks and self.checks[-1]["batch"] == self.trainer.batches):
+        last = self.checks.last()
+        if self.validation is None or (last and last["batch"] == self.trainer.batches):
             return
         errors = self.validation.errors(self.trainer, self.encoding)
-        self.checks.append({"batch": self.trainer.batches, **self.validation.summary(errors)})
+        self.checks.append(batch=self.trainer.batches, **self.validation.summary(errors))
 
-    def _stop(self, client, queue) -> None:
-        """Cancel what still runs and account for every step not trained on."""
-        for sim in self._running():
-            self.futures.pop(sim.sim_id).cancel()
-            self.ledger.end(sim, "cancelled")
-        for chunk in _gather(client, queue.get(batch=True)):
-            self._accept(chunk)
+    def _account_for_the_rest(self) -> None:
+        """Steps received and never trained on, now that the study ended."""
         for sim in self.ledger.simulations.values():
             if sim.status == "cancelled" and self.sensitivity is not None:
                 self.sensitivity.discard(sim.sim_id)
-        self.ledger.discarded["study ended"] += len(self.pending) + self.buffer.metrics()["held_unseen"]
-        self.pending.clear()
+        self.ledger.discarded["study ended"] += self.buffer.metrics()["held_unseen"]
+        self.held = None
 
     # -- checkpoints ------------------------------------------------------------------------------------
-    def _state(self) -> dict:
-        return {
-            "trainer": self.trainer.state_dict(),
-            "buffer": self.buffer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "ledger": self.ledger,
-            "metrics": self.metrics,
-            "checks": self.checks,
-            "pending": self.pending,
-            "next_id": self.next_id,
-            "sensitivity": None if self.sensitivity is None else self.sensitivity.state_dict(),
-        }
-
     def _fingerprint(self) -> dict:
         """What a checkpoint must match to be resumed by this study."""
         return {
@@ -438,32 +403,53 @@ class OnlineStudy:
     def _maybe_checkpoint(self) -> None:
         if self.checkpoint is None or self.trainer.batches % self.checkpoint_every:
             return
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        part = self.checkpoint.with_name(self.checkpoint.name + ".part")
-        with open(part, "wb") as out:
-            pickle.dump({"fingerprint": self._fingerprint(), **self._state()}, out)
-        os.replace(part, self.checkpoint)
+        if self.checkpoint.busy():  # the last one is still being written: training does not wait for it
+            log.debug("checkpoint at batch %d skipped: the previous one is still being written", self.trainer.batches)
+            return
+        with self.intake.lock:  # a consistent snapshot of what the receiver also changes
+            state = {
+                "buffer": self.buffer.state_dict(),
+                "ledger": self.ledger.state(),
+                "held": copy.deepcopy(self.intake.held),
+                "sensitivity": None if self.sensitivity is None else copy.deepcopy(self.sensitivity.state_dict()),
+            }
+        state.update(
+            fingerprint=self._fingerprint(),
+            trainer=copy.deepcopy(self.trainer.state_dict()),
+            sampler=copy.deepcopy(self.sampler.state_dict()),
+            next_id=self.next_id,
+            epochs=list(self.epochs),
+        )
+        self.checkpoint.save(state)
 
     def _resume(self) -> None:
-        if self.checkpoint is None or not self.checkpoint.exists():
+        if self.checkpoint is None:
             return
-        with open(self.checkpoint, "rb") as src:
-            state = pickle.load(src)
+        state = self.checkpoint.load()
+        if state is None:
+            return
         if state.get("fingerprint") != self._fingerprint():
             raise ValueError(
-                f"checkpoint {str(self.checkpoint)!r} belongs to another study: saved {state.get('fingerprint')}, "
+                f"checkpoint {str(self.checkpoint.path)!r} belongs to another study: saved {state.get('fingerprint')}, "
                 f"this study is {self._fingerprint()}; pass a new checkpoint path or delete the file"
             )
         self.trainer.load_state_dict(state["trainer"])
         self.buffer.load_state_dict(state["buffer"])
         self.sampler.load_state_dict(state["sampler"])
-        self.ledger, self.metrics, self.checks = state["ledger"], state["metrics"], state["checks"]
-        self.pending, self.next_id = state["pending"], state["next_id"]
+        saved = state["ledger"]
+        self.ledger.simulations = saved["simulations"]
+        self.ledger.running = {i: s for i, s in saved["simulations"].items() if s.status == "running"}
+        self.ledger.ended, self.ledger.produced, self.ledger.discarded = (
+            saved["ended"],
+            saved["produced"],
+            saved["discarded"],
+        )
+        self.next_id, self.epochs, self.held = state["next_id"], state["epochs"], state["held"]
         if self.sensitivity is not None:
             self.sensitivity.load_state_dict(state["sensitivity"])
-        for sim in self._running():
+        for sim in self.ledger.running.values():
             sim.reasons.append("resumed from checkpoint")
-        log.info("resumed %s at batch %d", self.checkpoint, self.trainer.batches)
+        log.info("resumed %s at batch %d", self.checkpoint.path, self.trainer.batches)
 
     def result(self) -> StudyResult:
         config = {**self._fingerprint(), "sampler": type(self.sampler).__name__}
@@ -480,48 +466,6 @@ class OnlineStudy:
             self.simulator,
             self.timeline,
         )
-
-
-def _gather(client, futures, timeout: float = 10.0) -> list:
-    """Chunks fetched straight from the workers; a chunk lost with its worker is skipped (its run is redone)."""
-    try:
-        return _gather_within(client, futures, timeout)
-    except Exception:  # one or more chunks died with their worker: keep the others
-        chunks = []
-        for future in futures:
-            try:
-                chunks.extend(_gather_within(client, [future], timeout))
-            except Exception as exc:
-                log.warning("a streamed chunk was lost with its worker (%s: %s)", type(exc).__name__, exc)
-        return chunks
-
-
-def _gather_within(client, futures, timeout: float) -> list:
-    # client.gather has no timeout, and a key lost with its worker can leave it waiting for good.
-    return client.sync(client._gather, futures, direct=True, callback_timeout=timeout)
-
-
-def _restart_worker_of(client, future) -> None:
-    """Cancel a hung simulation and restart the worker process running it (a thread cannot be stopped)."""
-    address = client.run_on_scheduler(_processing_on, key=future.key)
-    future.cancel()
-    if address is None:
-        return
-    try:
-        client.restart_workers([address], timeout=30)
-    except Exception as exc:  # a worker without a nanny cannot be restarted: its thread stays busy
-        log.warning("could not restart worker %s running a hung simulation: %s", address, exc)
-
-
-def _workers_lost(dask_scheduler, key) -> int:
-    """How many workers died while running the task ``key`` (dask reruns such a task)."""
-    task = dask_scheduler.tasks.get(key)
-    return task.suspicious if task is not None else 0
-
-
-def _processing_on(dask_scheduler, key):
-    task = dask_scheduler.tasks.get(key)
-    return task.processing_on.address if task is not None and task.processing_on is not None else None
 
 
 def _sampler(sampler, space, seed):

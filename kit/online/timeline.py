@@ -35,15 +35,16 @@ class Timeline:
         """Note that the study submitted a simulation attempt now."""
         self.launches[int(sim_id), int(attempt)] = time.time()
 
-    def chunk(self, chunk, *, used: bool) -> None:
-        """Note a chunk received; ``used`` when its steps went to training (not a late or duplicate one)."""
+    def chunk(self, chunk, worker: str, *, used: bool) -> None:
+        """Note a chunk (a :class:`kit.online.dataplane.Message`) received from ``worker``; ``used`` when its
+        steps went to training (not a late or duplicate one)."""
         self.chunks.append(
             {
                 "sim": int(chunk.sim_id),
                 "attempt": int(chunk.attempt),
-                "run": chunk.run,
+                "run": f"{chunk.run:016x}",
                 "steps": len(chunk.steps),
-                "worker": chunk.worker,
+                "worker": worker,
                 "started": float(chunk.started),
                 "made": float(chunk.made),
                 "arrived": time.time(),
@@ -89,7 +90,7 @@ class Timeline:
             received = sum(self.chunks[i]["bytes"] for i in batch["chunks"])
             tasks.append(Task(last, "train", batch["start"] - origin, batch["end"] - origin, CLIENT, parents,
                               "training", input_bytes=received))  # fmt: skip
-        # Streaming a chunk to the study (queue, scatter, gather) takes a delay a replay prices as latency.
+        # Streaming a chunk to the study (socket queues, receiving) takes a delay a replay prices as latency.
         delays = [max(c["arrived"] - c["made"], 0.0) for c in self.chunks]
         attrs = {"source": "kit.online.OnlineStudy", "chunks": len(self.chunks), "batches": len(self.batches),
                  "transfer_latency": float(np.median(delays)) if delays else 0.0}  # fmt: skip

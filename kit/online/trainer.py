@@ -27,16 +27,31 @@ class Encoding:
 
     def inputs(self, params: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Array ``(m, d + 1)`` for ``m`` (parameters, time) pairs; ``params`` is ``(d,)`` or ``(m, d)``."""
-        low, high = self.space.bounds.T
         params = np.broadcast_to(np.asarray(params, dtype=float), (len(times), self.space.dim))
+        return self.at_times(self.unit(params), times)
+
+    def unit(self, params: np.ndarray) -> np.ndarray:
+        """The parameter part of the inputs, float32 ``(..., d)``: computed once per simulation."""
+        low, high = self.space.bounds.T
+        params = np.asarray(params, dtype=float)
         dists = np.array(self.space.dists)
         logged = np.where(dists == "lognorm", np.log(np.where(dists == "lognorm", params, 1.0)), params)
         standardised = np.isin(dists, ("norm", "lognorm"))
-        unit = np.where(standardised, (logged - low) / high, (params - low) / (high - low))
-        return np.column_stack([unit, np.asarray(times, dtype=float) / self.t_end]).astype(np.float32)
+        return np.where(standardised, (logged - low) / high, (params - low) / (high - low)).astype(np.float32)
 
-    def targets(self, fields: np.ndarray) -> np.ndarray:
-        return ((np.asarray(fields, dtype=np.float32) - self.offset) / self.scale).astype(np.float32)
+    def at_times(self, unit: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Inputs ``(m, d + 1)`` from encoded parameters ``unit`` (``(d,)`` or ``(m, d)``) and ``m`` times."""
+        out = np.empty((len(times), self.space.dim + 1), dtype=np.float32)
+        out[:, :-1] = unit
+        out[:, -1] = times
+        out[:, -1] /= self.t_end
+        return out
+
+    def targets(self, fields: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Normalised float32 targets; written into ``out`` (which may be ``fields``) when given."""
+        fields = np.asarray(fields, dtype=np.float32)
+        out = np.subtract(fields, np.float32(self.offset), out=out, dtype=np.float32)
+        return np.divide(out, np.float32(self.scale), out=out)
 
     def fields(self, targets: np.ndarray) -> np.ndarray:
         return np.asarray(targets, dtype=np.float64) * self.scale + self.offset
@@ -65,11 +80,19 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.batches = 0
 
+    def host_arrays(self, n: int, x_shape: tuple, y_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 host arrays for ``n`` inputs and targets to gather batches into: pinned memory when
+        training on CUDA, so that :meth:`step` copies them to the device without blocking."""
+        pin = self.device.type == "cuda"
+        return tuple(
+            torch.empty((n, *shape), dtype=torch.float32, pin_memory=pin).numpy() for shape in (x_shape, y_shape)
+        )
+
     def step(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """One gradient step on the mean squared error; returns each sample's loss before the step."""
         self.model.train()
-        inputs = torch.as_tensor(x, device=self.device)
-        targets = torch.as_tensor(y, device=self.device)
+        inputs = torch.as_tensor(x).to(self.device, non_blocking=True)
+        targets = torch.as_tensor(y).to(self.device, non_blocking=True)
         per_sample = ((self.model(inputs) - targets) ** 2).flatten(1).mean(1)
         self.optimizer.zero_grad(set_to_none=True)
         per_sample.mean().backward()

@@ -92,16 +92,63 @@ def online_vs_offline(data: xr.Dataset) -> Figure:
 
 
 def streaming_efficiency(data: xr.Dataset) -> Figure:
-    """Samples per second reaching the trainer against the plain-loop rate, per number of workers."""
-    fig = Figure(figsize=(5, 4), layout="constrained")
-    ax = fig.subplots()
-    x = np.arange(data.sizes["workers"])
-    ax.bar(x - 0.2, data.workers * data.plain_rate, width=0.4, label="plain loop x workers")
-    ax.bar(x + 0.2, data.kit_rate, width=0.4, label="through the kit")
-    for i, efficiency in enumerate(data.streaming_efficiency.values):
-        ax.annotate(f"{efficiency:.2f}", (i + 0.2, float(data.kit_rate[i])), ha="center", va="bottom")
-    ax.set(xticks=x, xticklabels=[f"{w} worker(s)" for w in data.workers.values], ylabel="time steps per second")
-    ax.legend()
+    """Time steps per second reaching the trainer over the plain-loop rate (median and range over repeats),
+    per grid, chunk size and number of workers, with the targets; below, the CPU the study process used."""
+    grids = data.grid.values
+    fig = Figure(figsize=(4.2 * len(grids), 6.4), layout="constrained")
+    axes = fig.subplots(2, len(grids), squeeze=False, sharey="row")
+    x = np.arange(data.sizes["chunk_steps"])
+    width = 0.8 / data.sizes["workers"]
+    for column, grid in enumerate(grids):
+        top, bottom = axes[0, column], axes[1, column]
+        for i, workers in enumerate(data.workers.values):
+            run = data.sel(grid=grid, workers=workers)
+            offset = (i - (data.sizes["workers"] - 1) / 2) * width
+            low, mid, high = (run[f"streaming_efficiency{s}"].values for s in ("_low", "", "_high"))
+            top.bar(x + offset, mid, width, yerr=[mid - low, high - mid], capsize=3, color=f"C{i}",
+                    label=f"{workers} worker(s)")  # fmt: skip
+            for xi, value in zip(x + offset, mid, strict=True):
+                top.annotate(f"{value:.2f}", (xi, value), ha="center", va="bottom", fontsize="x-small")
+            if workers > 1:
+                top.scatter(x + offset, run.efficiency_of_cpu_left, marker="_", s=200, color="k", zorder=3,
+                            label="against the CPU left to simulations" if column == 0 else None)  # fmt: skip
+            bottom.bar(x + offset, (run.study_cpu / run.wall).median("repeat"), width, color=f"C{i}")
+        top.axhline(0.95, color="0.4", linestyle="--", linewidth=1)
+        top.axhline(0.8, color="0.4", linestyle=":", linewidth=1)
+        top.set(title=f"heat {grid}x{grid}", xticks=x, xticklabels=data.chunk_steps.values, xlabel="steps per chunk")
+        bottom.set(xticks=x, xticklabels=data.chunk_steps.values, xlabel="steps per chunk")
+    axes[0, 0].set_ylabel("kit rate / (workers x plain loop)")
+    axes[1, 0].set_ylabel("study process CPU (cores)")
+    axes[0, 0].legend(fontsize="x-small", loc="lower right")
+    pinned = "pinned to separate cores" if data.attrs.get("pinned") else "not pinned"
+    fig.suptitle(f"streaming efficiency ({data.attrs.get('cores', '?')} cores, workers and study {pinned}; "
+                 "targets 0.95 dashed, 0.8 dotted)", fontsize="small")  # fmt: skip
+    return fig
+
+
+def data_plane(data: xr.Dataset) -> Figure:
+    """Chunks per second into one study against a bare pyzmq PUSH/PULL of the same bytes, per number of
+    producer processes, and the receiving thread's CPU per chunk (median and range over repeats)."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    rate, cost = fig.subplots(1, 2)
+    producers = data.producers.values
+    for i, (key, label) in enumerate((("kit", "kit (study, trains nothing)"), ("bare", "bare PUSH/PULL"))):
+        values = data[f"{key}_chunks_per_second"]
+        rate.plot(producers, values.median("repeat"), "o-", color=f"C{i}", label=label)
+        rate.fill_between(producers, values.min("repeat"), values.max("repeat"), color=f"C{i}", alpha=0.2)
+        spent = data[f"{key}_receive_cost"]
+        cost.plot(producers, spent.median("repeat"), "o-", color=f"C{i}", label=label)
+        cost.fill_between(producers, spent.min("repeat"), spent.max("repeat"), color=f"C{i}", alpha=0.2)
+    for p, ratio, value in zip(producers, data.data_plane_ratio.values, data.chunks_per_second.values, strict=True):
+        rate.annotate(f"{ratio:.2f}", (p, value), textcoords="offset points", xytext=(0, -12), ha="center",
+                      fontsize="x-small")  # fmt: skip
+    cost.axhline(1e-4, color="0.4", linestyle="--", linewidth=1, label="target")
+    rate.set(xscale="log", xlabel="producer processes", ylabel="chunks per second",
+             title=f"{data.attrs.get('chunk_bytes', 0) / 1e3:.0f} kB chunks (kit / bare annotated)")  # fmt: skip
+    cost.set(xscale="log", yscale="log", xlabel="producer processes", ylabel="CPU seconds per chunk",
+             title="receiving thread's CPU per chunk")  # fmt: skip
+    rate.legend(fontsize="small")
+    cost.legend(fontsize="small")
     return fig
 
 

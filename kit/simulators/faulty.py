@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-FAULTS = ("exception", "nan", "hang", "kill")
+FAULTS = ("exception", "nan", "hang", "kill", "slow", "short")
 
 
 class Faulty:
@@ -19,7 +19,8 @@ class Faulty:
     fails every run. ``only`` restricts the faults to the simulations whose seed is listed.
 
     Faults: ``"exception"`` raises ``RuntimeError``, ``"nan"`` yields a NaN field, ``"hang"`` sleeps
-    ``hang_seconds``, ``"kill"`` ends the worker process with ``os._exit``.
+    ``hang_seconds``, ``"kill"`` ends the worker process with ``os._exit``, ``"slow"`` sleeps ``hang_seconds``
+    before each step from ``at_step`` on, ``"short"`` ends the run before step ``at_step``.
     """
 
     def __init__(
@@ -46,6 +47,10 @@ class Faulty:
     def run(self, params, seed=None):
         broken = self._should_fail(seed)
         for step in self.simulator.run(params, seed=seed):
+            if broken and self.fault == "short" and step.index == self.at_step:
+                return
+            if broken and self.fault == "slow" and step.index >= self.at_step:
+                time.sleep(self.hang_seconds)
             if broken and step.index == self.at_step:
                 self._inject()
                 if self.fault == "nan":

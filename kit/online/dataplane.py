@@ -1,0 +1,336 @@
+"""The data plane of an online study: time steps go from each simulation task straight to the study process
+over pyzmq sockets, never through the dask scheduler.
+
+The study binds one PULL socket, read by a :class:`Receiver` thread; each simulation task connects a PUSH
+socket (:class:`Sender`). A message is two frames: a fixed binary header (kind, study epoch, simulation,
+attempt, run, number of steps, when the chunk was begun and made, dtype and shape, then the steps and
+their times) and the raw field bytes, sent without a copy. A run says when it starts (the study's hang
+clock starts there) and when it ends, with the number of steps it made (checked against what arrived).
+
+Backpressure and the memory bound: a simulation's messages queue at most ``queue_size`` deep on each side
+of its connection (zmq high-water marks), plus what the kernel's socket buffers hold (``socket_bytes`` a
+side, doubled by Linux). When the study stops reading, they fill and the simulation's send blocks.
+
+A sender gives up with an error naming the address when it cannot reach the study within
+``connect_timeout`` (:class:`Unreachable`), when it lost its connection for ``send_timeout`` (the study died:
+:class:`Orphaned`), or at once once the study's epoch ended (:class:`Stopped`, asked of ``stopped`` only
+while disconnected).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import socket as socket_module
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+log = logging.getLogger(__name__)
+
+START, CHUNK, END = 0, 1, 2
+_MAGIC = b"kit1"
+_HEADER = struct.Struct("<4sBQqIQIdd4sB4I")  # magic kind epoch sim attempt run n started made dtype ndim shape[4]
+_DTYPES = {np.dtype(t).str.encode().ljust(4): np.dtype(t) for t in ("<f4", "<f8", "<f2", "<i4", "<i8", "|u1")}
+_STEPS, _TIMES = np.dtype("<i8"), np.dtype("<f8")
+
+
+class Stopped(RuntimeError):
+    """The study asked its simulations to stop (it ended, or gave up on this one)."""
+
+
+class Unreachable(ConnectionError):
+    """A simulation task could not connect to the study's data address."""
+
+
+class Orphaned(ConnectionError):
+    """A simulation task lost its study (killed, or its host gone) for longer than its send timeout."""
+
+
+class MalformedMessage(ValueError):
+    """A message on the study's socket that is not a well-formed kit message."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how a simulation task sends: the study's address, name and epoch, and the sender's limits.
+
+    ``epoch`` is drawn anew for every run of a study (a resumed study gets another one), so that messages
+    of an earlier run's tasks are told apart.
+    """
+
+    address: str
+    study: str
+    epoch: int
+    queue_size: int = 2
+    socket_bytes: int = 1 << 18
+    connect_timeout: float = 30.0
+    send_timeout: float = 60.0
+    poll: float = 1.0
+
+
+@dataclass(eq=False, slots=True)
+class Message:
+    """One decoded message: ``kind`` (START, CHUNK, END), who sent it and, for a chunk, its steps.
+
+    ``count``: for END, the steps the run made; for a chunk, how many it carries. ``info``: what a START
+    says of the sender (worker address, host, pid).
+    """
+
+    kind: int
+    epoch: int
+    sim_id: int
+    attempt: int
+    run: int
+    count: int
+    started: float = 0.0
+    made: float = 0.0
+    steps: np.ndarray | None = None
+    times: np.ndarray | None = None
+    fields: np.ndarray | None = None
+    info: dict | None = None
+
+
+def new_epoch() -> int:
+    """A random 63-bit epoch."""
+    return secrets.randbits(63)
+
+
+def encode(kind, epoch, sim_id, attempt, run, *, steps=(), times=(), fields=None, started=0.0, made=0.0, count=None,
+           info=None) -> list:  # fmt: skip
+    """The frames of one message (the fields frame is the array itself: zmq sends it without a copy)."""
+    steps = np.asarray(steps, dtype="<i8")
+    times = np.asarray(times, dtype="<f8")
+    shape, dtype = (), b"<f4 "
+    if fields is not None:
+        if not fields.flags.c_contiguous or fields.ndim - 1 > 4:
+            raise ValueError(f"fields must be C-contiguous with at most 4 dims a step, got {fields.shape}")
+        dtype, shape = fields.dtype.str.encode().ljust(4), fields.shape[1:]
+        if dtype not in _DTYPES:
+            raise ValueError(
+                f"fields of dtype {fields.dtype} cannot be streamed; use one of {sorted(map(str, _DTYPES.values()))}"
+            )
+    n = len(steps) if count is None else count
+    head = _HEADER.pack(_MAGIC, kind, epoch, sim_id, attempt, run, n, started, made, dtype, len(shape),
+                        *shape, *(0,) * (4 - len(shape)))  # fmt: skip
+    frames = [head + steps.tobytes() + times.tobytes()]
+    if fields is not None:
+        frames.append(fields)
+    elif info is not None:
+        frames.append(json.dumps(info).encode())
+    return frames
+
+
+def decode(frames) -> Message:
+    """A :class:`Message` from received frames (zmq ``Frame`` objects or bytes); arrays are views of them."""
+    if not 1 <= len(frames) <= 2:
+        raise MalformedMessage(f"a kit message has 1 or 2 frames, got {len(frames)}")
+    head = _view(frames[0])
+    if len(head) < _HEADER.size or head[:4] != _MAGIC:
+        raise MalformedMessage(f"not a kit message (header of {len(head)} bytes starting {bytes(head[:8])!r})")
+    magic, kind, epoch, sim_id, attempt, run, n, started, made, dtype, ndim, *shape = _HEADER.unpack_from(head)
+    dtype = _DTYPES.get(dtype)
+    if kind not in (START, CHUNK, END) or ndim > 4 or dtype is None:
+        raise MalformedMessage(f"bad header: kind {kind}, ndim {ndim}, dtype {dtype!r}")
+    if kind != CHUNK:
+        info = json.loads(bytes(_view(frames[1]))) if len(frames) == 2 else None
+        return Message(kind, epoch, sim_id, attempt, run, n, started, made, info=info)
+    if len(head) != _HEADER.size + 16 * n or len(frames) != 2:
+        raise MalformedMessage(f"chunk of simulation {sim_id}: header of {len(head)} bytes for {n} steps")
+    shape = tuple(shape[:ndim])
+    body = _view(frames[1])
+    if len(body) != n * dtype.itemsize * math.prod(shape):
+        raise MalformedMessage(f"chunk of simulation {sim_id}: {len(body)} bytes for {n} steps of {dtype} {shape}")
+    steps = np.frombuffer(head, dtype=_STEPS, count=n, offset=_HEADER.size)
+    times = np.frombuffer(head, dtype=_TIMES, count=n, offset=_HEADER.size + 8 * n)
+    fields = np.frombuffer(body, dtype=dtype).reshape(n, *shape)
+    return Message(kind, epoch, sim_id, attempt, run, n, started, made, steps, times, fields)
+
+
+def _view(frame) -> memoryview:
+    return frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
+
+
+class Sender:
+    """The sending end of one simulation attempt's stream (used inside its dask task).
+
+    ``stopped()`` says whether the study's epoch ended; it is asked only while disconnected, so a study
+    that stopped ends its simulations within ``poll`` seconds and a healthy one costs no control traffic.
+    """
+
+    def __init__(self, endpoint: Endpoint, sim_id: int, attempt: int, *, stopped=lambda: False):
+        self.endpoint, self.sim_id, self.attempt, self.stopped = endpoint, int(sim_id), int(attempt), stopped
+        self.run = secrets.randbits(63)  # one id per execution: a task rerun after its worker died gets another
+        self.context = zmq.Context()  # its own, so that closing it waits for this stream's delivery
+        self.socket = self.context.socket(zmq.PUSH)
+        self.socket.setsockopt(zmq.SNDHWM, endpoint.queue_size)
+        self.socket.setsockopt(zmq.SNDBUF, endpoint.socket_bytes)
+        self.socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection: a send blocks without one
+        self.socket.setsockopt(zmq.SNDTIMEO, int(endpoint.poll * 1000))
+        self.monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        self.connected, self.ever_connected, self.since = False, False, time.monotonic()
+        self.socket.connect(endpoint.address)
+
+    def start(self, worker: str) -> None:
+        """Say that this run started on ``worker``."""
+        info = {"worker": worker, "host": socket_module.gethostname(), "pid": os.getpid()}
+        self._send(encode(START, self.endpoint.epoch, self.sim_id, self.attempt, self.run, info=info))
+
+    def chunk(self, steps, times, fields: np.ndarray, started: float, made: float) -> None:
+        """Send consecutive steps (indices, times, fields ``(k, ...)``); blocks while the study holds back."""
+        self._send(encode(CHUNK, self.endpoint.epoch, self.sim_id, self.attempt, self.run, steps=steps, times=times,
+                          fields=fields, started=started, made=made))  # fmt: skip
+
+    def end(self, count: int) -> None:
+        """Say that this run made ``count`` steps in all."""
+        self._send(encode(END, self.endpoint.epoch, self.sim_id, self.attempt, self.run, count=count))
+
+    def _send(self, frames) -> None:
+        while True:
+            try:
+                self.socket.send_multipart(frames, copy=False)
+                return
+            except zmq.Again:
+                self._check()
+
+    def _check(self) -> None:
+        """A send waited ``poll`` seconds: fine while connected (the study holds back), else maybe give up."""
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, flags=zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                break
+            self.connected = event == zmq.EVENT_CONNECTED
+            self.ever_connected |= self.connected
+            self.since = time.monotonic()
+        if self.connected:
+            return
+        waited = time.monotonic() - self.since
+        where = f"simulation {self.sim_id} (attempt {self.attempt}) on {socket_module.gethostname()}"
+        if not self.ever_connected and waited > self.endpoint.connect_timeout:
+            raise Unreachable(
+                f"{where} could not connect to the study's data address {self.endpoint.address} within "
+                f"{self.endpoint.connect_timeout:g} s: is the study's host reachable from the workers, its port open?"
+            )
+        if self.ever_connected and self.stopped():
+            raise Stopped(f"the study at {self.endpoint.address} stopped")
+        if self.ever_connected and waited > self.endpoint.send_timeout:
+            raise Orphaned(
+                f"{where} lost the study at {self.endpoint.address} for {waited:.0f} s (send_timeout "
+                f"{self.endpoint.send_timeout:g} s): it was killed or its host is gone"
+            )
+
+    def close(self, deliver: bool = True) -> None:
+        """Close the socket, after what is queued reached the study (waiting up to ``send_timeout``
+        seconds) when ``deliver``."""
+        self.socket.disable_monitor()
+        self.monitor.close(linger=0)
+        self.socket.close(linger=int(self.endpoint.send_timeout * 1000) if deliver else 0)
+        self.context.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *exc_info) -> None:
+        # steps made before a simulation failed are valid and still delivered; a lost study is not waited for
+        self.close(deliver=kind is None or not issubclass(kind, (Stopped, Unreachable, Orphaned)))
+
+
+class Receiver:
+    """The study's receiving socket and the thread that hands each message to ``deliver``.
+
+    ``deliver(messages)`` runs in the thread with the messages waiting (one, and more while ``room()`` says
+    the study can take them) and may block (the study has no room): the thread then stops reading, and the
+    senders' queues fill. A malformed message is logged and counted (``rejected``); an
+    exception in ``deliver`` ends the thread and is kept in ``error`` for the study to raise.
+    ``cpu_seconds``: the thread's CPU time (receiving and delivering), once closed.
+    """
+
+    def __init__(self, bind: str, deliver, *, room=lambda: 64, queue_size: int = 2, socket_bytes: int = 1 << 18,
+                 poll: float = 0.1):  # fmt: skip
+        self.deliver, self.room, self.poll = deliver, room, poll
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.PULL)
+        self.socket.setsockopt(zmq.RCVHWM, queue_size)
+        self.socket.setsockopt(zmq.RCVBUF, socket_bytes)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        try:
+            self.socket.bind(bind)
+        except zmq.ZMQError as exc:
+            self.socket.close()
+            self.context.term()
+            raise OSError(f"the study cannot listen for data at {bind!r}: {exc}") from exc
+        self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.rejected, self.messages, self.cpu_seconds = 0, 0, 0.0
+        self.error: BaseException | None = None
+        self._closing = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="kit-receiver", daemon=True)
+
+    def start(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the thread (after its current message) and close the socket."""
+        self._closing.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self.socket.close()
+        self.context.term()
+
+    def _loop(self) -> None:
+        begun = time.thread_time()
+        self.socket.setsockopt(zmq.RCVTIMEO, int(self.poll * 1000))  # a blocking receive that wakes to stop
+        try:
+            while not self._closing.is_set():
+                try:
+                    received = [self.socket.recv_multipart(copy=False)]
+                except zmq.Again:
+                    continue
+                room = self.room()
+                while len(received) < room and self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    received.append(self.socket.recv_multipart(copy=False))
+                messages = []
+                for frames in received:
+                    try:
+                        messages.append(decode(frames))
+                    except MalformedMessage as exc:
+                        self.rejected += 1
+                        log.warning("dropped a message at %s: %s", self.address, exc)
+                self.messages += len(messages)
+                if messages:
+                    self.deliver(messages)
+        except BaseException as exc:  # the study raises it from its own thread
+            self.error = exc
+        finally:
+            self.cpu_seconds = time.thread_time() - begun
+
+
+def pending_bound(message_bytes: int, queue_size: int = 2, socket_bytes: int = 1 << 18) -> int:
+    """Most bytes of one simulation's messages sent and not yet stored by the study: its ``queue_size`` deep
+    queues on both sides, zmq's message in progress at each end and one message the study took in without
+    room for it, and the kernel's socket buffers (``socket_bytes`` a side, doubled by Linux).
+
+    >>> pending_bound(40_000) // 1000  # a 100x100 float32 step a message, the defaults
+    1328
+    """
+    return (2 * queue_size + 3) * message_bytes + 4 * socket_bytes
+
+
+def default_bind(scheduler_address: str) -> str:
+    """Where a study listens when not told: TCP on the interface that reaches the scheduler (loopback for a
+    local one), on a port the OS picks."""
+    from distributed.utils import get_ip
+
+    host = scheduler_address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    if scheduler_address.startswith("inproc") or host in ("127.0.0.1", "localhost", "::1", ""):
+        return "tcp://127.0.0.1:*"
+    return f"tcp://{get_ip(host)}:*"

@@ -1,0 +1,155 @@
+"""The data plane on real sockets: the wire format, backpressure and its bound, and senders that lose their study."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from kit.online.dataplane import (
+    CHUNK,
+    END,
+    START,
+    Endpoint,
+    MalformedMessage,
+    Orphaned,
+    Receiver,
+    Sender,
+    Stopped,
+    Unreachable,
+    decode,
+    encode,
+    pending_bound,
+)
+
+
+def test_a_chunk_survives_the_wire_as_views_of_the_frames():
+    fields = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    frames = encode(CHUNK, 7, 12, 2, 99, steps=[4, 5, 6], times=[0.4, 0.5, 0.6], fields=fields, started=1.5, made=2.5)
+    assert frames[1] is fields  # sent as is: zmq copies nothing
+    message = decode([frames[0], fields.tobytes()])
+    assert (message.kind, message.epoch, message.sim_id, message.attempt, message.run) == (CHUNK, 7, 12, 2, 99)
+    assert message.count == 3 and (message.started, message.made) == (1.5, 2.5)
+    np.testing.assert_array_equal(message.steps, [4, 5, 6])
+    np.testing.assert_array_equal(message.times, [0.4, 0.5, 0.6])
+    np.testing.assert_array_equal(message.fields, fields)
+    start = decode(encode(START, 7, 12, 2, 99, info={"worker": "tcp://w:1"}))
+    end = decode(encode(END, 7, 12, 2, 99, count=40))
+    assert (start.kind, start.info, end.kind, end.count) == (START, {"worker": "tcp://w:1"}, END, 40)
+
+
+@pytest.mark.parametrize(
+    ("frames", "match"),
+    [
+        ([b"hello"], "not a kit message"),
+        ([b"x" * 200, b""], "not a kit message"),
+        (
+            [encode(CHUNK, 1, 2, 1, 3, steps=[1], times=[0.0], fields=np.zeros((1, 4), np.float32))[0], b"\0" * 15],
+            r"chunk of simulation 2: 15 bytes for 1 steps of float32 \(4,\)",
+        ),  # fmt: skip
+        ([b"a", b"b", b"c"], "1 or 2 frames, got 3"),
+    ],
+)
+def test_malformed_messages_say_what_is_wrong(frames, match):
+    with pytest.raises(MalformedMessage, match=match):
+        decode(frames)
+
+
+def test_the_receiver_drops_and_counts_foreign_messages_and_keeps_going():
+    got = []
+    receiver = Receiver("tcp://127.0.0.1:*", got.extend).start()
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.connect(receiver.address)
+    push.send(b"GET / HTTP/1.1")
+    push.send_multipart(encode(END, 1, 2, 1, 3, count=5))
+    _until(lambda: got)
+    push.close(linger=0)
+    context.term()
+    receiver.close()
+    assert receiver.rejected == 1 and receiver.error is None
+    assert [(m.kind, m.count) for m in got] == [(END, 5)]
+
+
+def _until(condition, seconds: float = 60.0) -> None:
+    """Wait until ``condition()`` holds (a generous deadline: the assertion after it decides)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("message_bytes", [1 << 12, 1 << 16, 1 << 20])
+def test_a_study_that_stops_reading_blocks_its_sender_within_the_stated_bound(message_bytes):
+    release, got = threading.Event(), []
+
+    def deliver(messages):
+        got.extend(messages)
+        release.wait()  # the study has no room: it stops reading
+
+    receiver = Receiver("tcp://127.0.0.1:*", deliver, queue_size=2).start()
+    endpoint = Endpoint(receiver.address, "test", 1, queue_size=2)
+    fields, sent = np.ones((1, message_bytes // 4), np.float32), []
+
+    def produce():
+        with Sender(endpoint, 0, 1) as sender:
+            for step in range(1, 401):
+                sender.chunk([step], [0.0], fields.copy(), 0.0, 0.0)
+                sent.append(step)
+            sender.end(400)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    stalled, last = 0, -1
+    while stalled < 3:  # the count stayed put for a while: the sender is blocked
+        stalled = stalled + 1 if len(sent) == last else 0
+        last = len(sent)
+        time.sleep(0.3)
+    assert len(sent) < 400
+    assert len(sent) * message_bytes <= pending_bound(message_bytes, 2)
+    release.set()
+    producer.join()
+    _until(lambda: len(got) == 401)
+    receiver.close()
+    assert [m.steps[0] for m in got[:-1]] == list(range(1, 401)) and got[-1].count == 400  # in order, none lost
+
+
+def _closed_port_address() -> str:
+    context = zmq.Context()
+    socket = context.socket(zmq.PULL)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    socket.close(linger=0)
+    context.term()
+    return f"tcp://127.0.0.1:{port}"
+
+
+def test_a_sender_that_cannot_reach_the_study_names_the_address():
+    address = _closed_port_address()
+    endpoint = Endpoint(address, "test", 1, connect_timeout=1.0, poll=0.2)
+    expected = rf"simulation 3 \(attempt 2\) .* could not connect to the study's data address {address} within 1 s"
+    with pytest.raises(Unreachable, match=expected), Sender(endpoint, 3, 2) as sender:
+        sender.start("worker")
+
+
+@pytest.mark.parametrize("how", ["killed", "stopped"])
+def test_a_sender_that_lost_its_study_gives_up(how):
+    receiver = Receiver("tcp://127.0.0.1:*", lambda messages: None).start()
+    endpoint = Endpoint(receiver.address, "test", 1, send_timeout=1.0, poll=0.2)
+    error = Orphaned if how == "killed" else Stopped
+    with pytest.raises(error, match=receiver.address), Sender(endpoint, 0, 1, stopped=lambda: how == "stopped") as s:
+        s.start("worker")
+        receiver.close()  # the study is gone: its socket with it
+        for step in range(1, 10_000):
+            s.chunk([step], [0.0], np.ones((1, 1 << 14), np.float32), 0.0, 0.0)
+
+
+def test_an_unreachable_study_fails_the_simulation_task_naming_the_address(cluster_client):
+    from kit.online.producer import simulate
+    from kit.simulators import Heat2D
+
+    address = _closed_port_address()
+    endpoint = Endpoint(address, "test", 1, connect_timeout=1.0, poll=0.2)
+    sim = Heat2D(n=8, steps=4)
+    future = cluster_client.submit(simulate, sim, endpoint, [300.0] * 5, 0, 0, 1, 2, pure=False)
+    with pytest.raises(Unreachable, match=address):
+        future.result(timeout=120)
