@@ -72,38 +72,42 @@ def streaming_efficiency(
     chunks=(1, 5, 25),
     workers=(1, 2),
     *,
-    steps: int = 100,
+    sim_seconds: float = 0.15,
     seconds: float = 1.0,
     repeats: int = 5,
     seed: int = 0,
     progress: bool = True,
 ) -> xr.Dataset:
     """Time steps per second reaching a cheap trainer through the kit (heat simulations of ``grids`` nodes a
-    side, ``chunks`` steps per message, ``workers`` single-thread workers) against the plain loop of the same
-    simulations on one of those workers, alternated, ``repeats`` times, each run about ``seconds`` long.
+    side, as many steps as take about ``sim_seconds`` in a plain loop, ``chunks`` steps per chunk,
+    ``workers`` single-thread workers) against the plain loop of the same simulations on one of those
+    workers, alternated, ``repeats`` times, each run about ``seconds`` long.
 
     Dims ``grid, chunk_steps, workers, repeat``: ``kit_rate``, ``plain_rate`` (steps/s), ``study_cpu`` and
-    ``worker_cpu`` (CPU seconds of the study process and of all workers during the kit run), ``wall`` (s).
-    ``streaming_efficiency`` = median over repeats of kit rate / (workers x plain rate);
-    ``efficiency_of_cpu_left`` = the same against the cores the study's own CPU use left to simulations;
-    ``_low`` and ``_high``: the smallest and largest repeat.
+    ``worker_cpu`` (CPU seconds of the study process and of all workers during the kit run), ``wall`` (s);
+    ``steps`` per simulation by grid. ``streaming_efficiency`` = median over repeats of kit rate /
+    (workers x plain rate); ``efficiency_of_cpu_left`` = the same against the cores the study's own CPU use
+    left to simulations; ``_low`` and ``_high``: the smallest and largest repeat.
     """
     from tqdm.auto import tqdm
 
     names = ("kit_rate", "plain_rate", "study_cpu", "worker_cpu", "wall")
     values = {key: np.full((len(grids), len(chunks), len(workers), repeats), np.nan) for key in names}
+    sizes = np.zeros(len(grids), dtype=np.int64)
     cores, own = _cores(), _cores()
     bar = tqdm(total=len(grids) * len(workers) * repeats * len(chunks), desc="streaming", disable=not progress)
     try:
-        for g, n in enumerate(grids):
-            simulator = Heat2D(n=n, steps=steps)
-            for w, count in enumerate(workers):
-                with connect(None, n_workers=count) as client:
-                    _pin(_pin_workers(client, cores))
-                    worker = sorted(client.scheduler_info()["workers"])[0]
-                    one = sobol(simulator.space, 4, seed=seed)
-                    rate = client.submit(plain_loop_rate, simulator, one, seed, workers=[worker], pure=False).result()
-                    per_worker = max(2, int(np.ceil(seconds * rate / steps)))
+        for w, count in enumerate(workers):
+            with connect(None, n_workers=count) as client:
+                _pin(_pin_workers(client, cores))
+                worker = sorted(client.scheduler_info()["workers"])[0]
+                for g, n in enumerate(grids):
+                    probe = Heat2D(n=n, steps=50)
+                    points = sobol(probe.space, 4, seed=seed)
+                    rate = client.submit(plain_loop_rate, probe, points, seed, workers=[worker], pure=False).result()
+                    sizes[g] = max(10, round(sim_seconds * rate))
+                    simulator = Heat2D(n=n, steps=int(sizes[g]))
+                    per_worker = max(2, int(np.ceil(seconds / sim_seconds)))
                     params = random(simulator.space, per_worker * count, seed=seed)
                     _kit_run(simulator, params[:count], chunks[0], count, client, seed)  # warm-up: imports, caches
                     for r in range(repeats):
@@ -128,6 +132,7 @@ def streaming_efficiency(
             "repeat": np.arange(repeats),
         },
     )
+    data["steps"] = ("grid", sizes)
     ratio = data.kit_rate / (data.workers * data.plain_rate)
     cores_left = np.minimum(data.workers, len(cores) - data.study_cpu / data.wall) if cores else data.workers
     left = data.kit_rate / (cores_left * data.plain_rate)
@@ -142,7 +147,7 @@ def streaming_efficiency(
     data["efficiency_of_cpu_left"].attrs["description"] = (
         "kit rate / (plain-loop rate x cores not used by the study process), median over repeats"
     )
-    return data.assign_attrs(steps=steps, cores=len(cores), pinned=int(bool(cores)), seed=seed)
+    return data.assign_attrs(sim_seconds=sim_seconds, cores=len(cores), pinned=int(bool(cores)), seed=seed)
 
 
 def _kit_run(simulator, params, chunk_steps: int, workers: int, client, seed: int) -> dict:
@@ -156,7 +161,7 @@ def _kit_run(simulator, params, chunk_steps: int, workers: int, client, seed: in
         watermark=64,
         batch_size=64,
         model=seeded_model(lambda: _cheap(simulator), seed),
-        in_flight=2 * workers,
+        in_flight=3 * workers,
         chunk_steps=chunk_steps,
         client=client,
         seed=seed,
@@ -237,8 +242,8 @@ def _draw_only_run(simulator, count: int, client) -> tuple[float, float]:
         client=client,
     )
     result = study.run(progress=False)
-    chunks = study.receiver_stats["chunks"]
-    return chunks / float(result.arrivals.seconds.values.max()), study.receiver_stats["cpu_seconds"] / chunks
+    steps = result.ledger.produced  # one step a chunk: the chunks as the simulations made them
+    return steps / float(result.arrivals.seconds.values.max()), study.receiver_stats["cpu_seconds"] / steps
 
 
 def _cheap_of(simulator):

@@ -153,9 +153,13 @@ class Buffer:
         self._counts["put"] += k
         return k
 
+    def reserve(self, x_shape: tuple, y_shape: tuple, dtype=np.float32) -> None:
+        """Allocate the storage for samples of these shapes now (else at the first put), written once
+        through so that its memory is committed: puts do not pay the page faults, and a stream does not
+        wait while a large buffer is allocated."""
+        self._allocate(np.empty((0, *x_shape), dtype), np.empty((0, *y_shape), dtype))
+
     def _allocate(self, x: np.ndarray, y: np.ndarray) -> None:
-        """The storage, at the first put; written once through, so that its memory is committed now and
-        later puts do not pay the page faults."""
         if self._x is None:
             self._x = np.zeros((self.capacity, *x.shape[1:]), dtype=x.dtype)
             self._y = np.zeros((self.capacity, *y.shape[1:]), dtype=y.dtype)

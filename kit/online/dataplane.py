@@ -41,6 +41,7 @@ _MAGIC = b"kit1"
 _HEADER = struct.Struct("<4sBQqIQIdd4sB4I")  # magic kind epoch sim attempt run n started made dtype ndim shape[4]
 _DTYPES = {np.dtype(t).str.encode().ljust(4): np.dtype(t) for t in ("<f4", "<f8", "<f2", "<i4", "<i8", "|u1")}
 _STEPS, _TIMES = np.dtype("<i8"), np.dtype("<f8")
+_MORE, _EVENTS, _POLLIN, _POLLOUT = int(zmq.SNDMORE), int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.POLLOUT)
 
 
 class Stopped(RuntimeError):
@@ -169,8 +170,7 @@ class Sender:
     def __init__(self, endpoint: Endpoint, sim_id: int, attempt: int, *, stopped=lambda: False):
         self.endpoint, self.sim_id, self.attempt, self.stopped = endpoint, int(sim_id), int(attempt), stopped
         self.run = secrets.randbits(63)  # one id per execution: a task rerun after its worker died gets another
-        self.context = zmq.Context()  # its own, so that closing it waits for this stream's delivery
-        self.socket = self.context.socket(zmq.PUSH)
+        self.socket = zmq.Context.instance().socket(zmq.PUSH)  # the process's I/O thread delivers what is queued
         self.socket.setsockopt(zmq.SNDHWM, endpoint.queue_size)
         self.socket.setsockopt(zmq.SNDBUF, endpoint.socket_bytes)
         self.socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection: a send blocks without one
@@ -184,22 +184,29 @@ class Sender:
         info = {"worker": worker, "host": socket_module.gethostname(), "pid": os.getpid()}
         self._send(encode(START, self.endpoint.epoch, self.sim_id, self.attempt, self.run, info=info))
 
-    def chunk(self, steps, times, fields: np.ndarray, started: float, made: float) -> None:
-        """Send consecutive steps (indices, times, fields ``(k, ...)``); blocks while the study holds back."""
+    def chunk(self, steps, times, fields: np.ndarray, started: float, made: float, *, wait: bool = True) -> bool:
+        """Send consecutive steps (indices, times, fields ``(k, ...)``); blocks while the study holds back, or,
+        unless ``wait``, returns False at once (nothing sent) when the queue is full."""
+        if not wait and not self.socket.getsockopt(_EVENTS) & _POLLOUT:
+            return False
         self._send(encode(CHUNK, self.endpoint.epoch, self.sim_id, self.attempt, self.run, steps=steps, times=times,
                           fields=fields, started=started, made=made))  # fmt: skip
+        return True
 
     def end(self, count: int) -> None:
         """Say that this run made ``count`` steps in all."""
         self._send(encode(END, self.endpoint.epoch, self.sim_id, self.attempt, self.run, count=count))
 
     def _send(self, frames) -> None:
+        head, *rest = frames
         while True:
             try:
-                self.socket.send_multipart(frames, copy=False)
-                return
+                self.socket.send(head, _MORE if rest else 0, copy=False)
+                break
             except zmq.Again:
                 self._check()
+        if rest:  # zmq takes the other parts of a message once it took the first
+            self.socket.send(rest[0], 0, copy=False)
 
     def _check(self) -> None:
         """A send waited ``poll`` seconds: fine while connected (the study holds back), else maybe give up."""
@@ -229,12 +236,11 @@ class Sender:
             )
 
     def close(self, deliver: bool = True) -> None:
-        """Close the socket, after what is queued reached the study (waiting up to ``send_timeout``
-        seconds) when ``deliver``."""
+        """Close the socket at once; what is queued is still delivered in the background (for up to
+        ``send_timeout`` seconds) when ``deliver``. The study checks that it all arrived."""
         self.socket.disable_monitor()
         self.monitor.close(linger=0)
         self.socket.close(linger=int(self.endpoint.send_timeout * 1000) if deliver else 0)
-        self.context.term()
 
     def __enter__(self):
         return self
@@ -244,17 +250,22 @@ class Sender:
         self.close(deliver=kind is None or not issubclass(kind, (Stopped, Unreachable, Orphaned)))
 
 
+#: Most messages the receiving thread takes in at once.
+MOST = 64
+
+
 class Receiver:
     """The study's receiving socket and the thread that hands each message to ``deliver``.
 
-    ``deliver(messages)`` runs in the thread with the messages waiting (one, and more while ``room()`` says
-    the study can take them) and may block (the study has no room): the thread then stops reading, and the
-    senders' queues fill. A malformed message is logged and counted (``rejected``); an
-    exception in ``deliver`` ends the thread and is kept in ``error`` for the study to raise.
-    ``cpu_seconds``: the thread's CPU time (receiving and delivering), once closed.
+    ``deliver(messages)`` runs in the thread with the messages waiting: one, and more (up to
+    :data:`MOST`) while their steps stay under ``room()``, the steps the study can store now. It may block
+    (the study has no room): the thread then stops reading, and the senders' queues fill. A malformed
+    message is logged and counted (``rejected``); an exception in ``deliver`` ends the thread and is kept in
+    ``error`` for the study to raise. ``cpu_seconds``: the thread's CPU time (receiving and delivering),
+    once closed.
     """
 
-    def __init__(self, bind: str, deliver, *, room=lambda: 64, queue_size: int = 2, socket_bytes: int = 1 << 18,
+    def __init__(self, bind: str, deliver, *, room=lambda: 1 << 30, queue_size: int = 2, socket_bytes: int = 1 << 18,
                  poll: float = 0.1):  # fmt: skip
         self.deliver, self.room, self.poll = deliver, room, poll
         self.context = zmq.Context()
@@ -292,19 +303,20 @@ class Receiver:
         try:
             while not self._closing.is_set():
                 try:
-                    received = [self.socket.recv_multipart(copy=False)]
+                    frames = self.socket.recv_multipart(copy=False)
                 except zmq.Again:
                     continue
-                room = self.room()
-                while len(received) < room and self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                    received.append(self.socket.recv_multipart(copy=False))
-                messages = []
-                for frames in received:
+                messages, room = [], self.room()
+                while True:
                     try:
                         messages.append(decode(frames))
+                        room -= messages[-1].count
                     except MalformedMessage as exc:
                         self.rejected += 1
                         log.warning("dropped a message at %s: %s", self.address, exc)
+                    if room <= 0 or len(messages) >= MOST or not self.socket.getsockopt(_EVENTS) & _POLLIN:
+                        break
+                    frames = self.socket.recv_multipart(copy=False)
                 self.messages += len(messages)
                 if messages:
                     self.deliver(messages)

@@ -2,8 +2,8 @@
 from the received frame into the buffer's arrays), in the receiver's thread.
 
 The intake holds the receiver back (so producers block) while the buffer has no room for a chunk or
-training is behind the rate limit; the steps of a chunk not yet stored wait for room in ``held`` (at most
-one chunk's).
+training is behind the rate limit; the steps received and not yet stored wait for room in ``held`` (at most
+one message's: the receiver takes in no more than the buffer's room and the message that crosses it).
 Every state it shares with the study's loop is guarded by ``lock``, a condition the loop notifies after each
 batch and the intake after each chunk.
 """
@@ -20,9 +20,6 @@ from kit.online.dataplane import CHUNK, END, START, Message
 from kit.online.ledger import ALL
 
 log = logging.getLogger(__name__)
-
-#: Most messages taken in at once.
-MOST = 64
 
 
 class Intake:
@@ -42,7 +39,6 @@ class Intake:
         self.batches = 0  # the study's batch count, set under the lock
         self.held = None  # [inputs, fields (a list of arrays), simulation(s), steps] received, not yet stored
         self.chunks = 0
-        self.message_steps = 1  # steps in the last chunk: how the receiver counts the buffer's room
         self.closing = False
         self._units: dict[int, np.ndarray] = {}  # each simulation's encoded parameters
 
@@ -80,7 +76,6 @@ class Intake:
     def _chunk(self, sim, run, message: Message, takes: list) -> None:
         """Account for a chunk; its new steps join ``takes``."""
         self.chunks += 1
-        self.message_steps = max(1, message.count)
         try:
             new = self.ledger.receive(sim, message.run, message.attempt, message.steps, self.batches, self.clock())
         except ValueError as exc:
@@ -124,9 +119,9 @@ class Intake:
             self._store()
 
     def room(self) -> int:
-        """How many messages the receiver may take in at once: as many as the buffer has room for (at
-        least one; read without the lock, so at most what there is: only this thread fills the buffer)."""
-        return max(1, min(MOST, self.buffer.room() // self.message_steps))
+        """How many steps the receiver may take in at once: the buffer's room (read without the lock, so at
+        most what there is: only the receiver's thread fills the buffer)."""
+        return self.buffer.room()
 
     @property
     def pending(self) -> int:

@@ -36,8 +36,8 @@ class Timeline:
         self.launches[int(sim_id), int(attempt)] = time.time()
 
     def chunk(self, chunk, worker: str, *, used: bool) -> None:
-        """Note a chunk (a :class:`kit.online.dataplane.Message`) received from ``worker``; ``used`` when its
-        steps went to training (not a late or duplicate one)."""
+        """Note a chunk (a :class:`kit.online.dataplane.Message`: one chunk, or several that shared it)
+        received from ``worker``; ``used`` when its steps went to training (not a late or duplicate one)."""
         self.chunks.append(
             {
                 "sim": int(chunk.sim_id),
