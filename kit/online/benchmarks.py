@@ -9,6 +9,7 @@ time of each process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -38,9 +39,13 @@ def _cores() -> list[int]:
 
 
 def _pin(cores) -> None:
-    """Run this process on ``cores`` (where the OS allows it)."""
-    if hasattr(os, "sched_setaffinity") and cores:
-        os.sched_setaffinity(0, set(cores))
+    """Run this process on ``cores`` (where the OS allows it): every thread it has (``sched_setaffinity`` of
+    the process pins only its main thread) and those it will start."""
+    if not hasattr(os, "sched_setaffinity") or not cores:
+        return
+    for thread in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else [0]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(thread), set(cores))
 
 
 def _pin_workers(client, cores: list[int]) -> list[int]:
@@ -83,8 +88,9 @@ def streaming_efficiency(
     ``workers`` single-thread workers) against the plain loop of the same simulations on one of those
     workers, alternated, ``repeats`` times, each run about ``seconds`` long.
 
-    Dims ``grid, chunk_steps, workers, repeat``: ``kit_rate``, ``plain_rate`` (steps/s), ``study_cpu`` and
-    ``worker_cpu`` (CPU seconds of the study process and of all workers during the kit run), ``wall`` (s);
+    Dims ``grid, chunk_steps, workers, repeat``: ``kit_rate``, ``plain_rate`` (steps/s), ``study_cpu`` (CPU
+    seconds of the study process from its first launch) and ``worker_cpu`` (of all workers during the kit
+    run), ``wall`` (s);
     ``steps`` per simulation by grid. ``streaming_efficiency`` = median over repeats of kit rate /
     (workers x plain rate); ``efficiency_of_cpu_left`` = the same against the cores the study's own CPU use
     left to simulations; ``_low`` and ``_high``: the smallest and largest repeat.
@@ -157,7 +163,7 @@ def _kit_run(simulator, params, chunk_steps: int, workers: int, client, seed: in
         n_simulations=len(params),
         sampler=params,
         buffer="fifo",
-        capacity=4096,
+        capacity=1024,
         watermark=64,
         batch_size=64,
         model=seeded_model(lambda: _cheap(simulator), seed),
@@ -166,11 +172,12 @@ def _kit_run(simulator, params, chunk_steps: int, workers: int, client, seed: in
         client=client,
         seed=seed,
     )
-    study_cpu, worker_cpu = time.process_time(), _cpu_seconds(client)
+    worker_cpu = _cpu_seconds(client)
     result = study.run(progress=False)
-    study_cpu, worker_cpu = time.process_time() - study_cpu, _cpu_seconds(client) - worker_cpu
+    worker_cpu = _cpu_seconds(client) - worker_cpu
     wall = float(result.arrivals.seconds.values.max())
-    return {"kit_rate": result.ledger.produced / wall, "study_cpu": study_cpu, "worker_cpu": worker_cpu, "wall": wall}
+    return {"kit_rate": result.ledger.produced / wall, "study_cpu": study.run_stats["cpu_seconds"],
+            "worker_cpu": worker_cpu, "wall": wall}  # fmt: skip
 
 
 def data_plane(
@@ -243,7 +250,7 @@ def _draw_only_run(simulator, count: int, client) -> tuple[float, float]:
     )
     result = study.run(progress=False)
     steps = result.ledger.produced  # one step a chunk: the chunks as the simulations made them
-    return steps / float(result.arrivals.seconds.values.max()), study.receiver_stats["cpu_seconds"] / steps
+    return steps / float(result.arrivals.seconds.values.max()), study.run_stats["receiver_cpu_seconds"] / steps
 
 
 def _cheap_of(simulator):

@@ -105,6 +105,10 @@ class OnlineStudy:
     record
         Keep a timeline of every chunk received and batch trained (``result.trace()``: a
         :class:`kit.replay.Trace` to replay on other platforms); a resumed study records from the resume on.
+
+    After :meth:`run`, ``run_stats`` says what the data plane did: ``messages`` received, ``rejected``
+    (malformed), ``chunks``, ``receiver_cpu_seconds`` (the receiving thread's CPU time) and ``cpu_seconds``
+    (this process's, from the first launch on).
     """
 
     def __init__(
@@ -261,6 +265,7 @@ class OnlineStudy:
             # Clock from the first launch (cluster start-up excluded), continued across a resume.
             last = self.metrics.last()
             self.started = time.perf_counter() - (last["seconds"] if last else 0.0)
+            cpu = time.process_time()
             receiver.start()
             for sim in list(self.ledger.running.values()):
                 control.submit(sim)
@@ -293,8 +298,9 @@ class OnlineStudy:
                 stop.set()
                 intake.close()
                 receiver.close()
-                self.receiver_stats = {"messages": receiver.messages, "rejected": receiver.rejected,
-                                       "cpu_seconds": receiver.cpu_seconds, "chunks": intake.chunks}  # fmt: skip
+                self.run_stats = {"messages": receiver.messages, "rejected": receiver.rejected,
+                                  "chunks": intake.chunks, "receiver_cpu_seconds": receiver.cpu_seconds,
+                                  "cpu_seconds": time.process_time() - cpu}  # fmt: skip
                 bar.close()
                 if self.checkpoint is not None:
                     self.checkpoint.wait()

@@ -108,7 +108,7 @@ def streaming_efficiency(data: xr.Dataset) -> Figure:
             top.bar(x + offset, mid, width, yerr=[mid - low, high - mid], capsize=3, color=f"C{i}",
                     label=f"{workers} worker(s)")  # fmt: skip
             for xi, value in zip(x + offset, mid, strict=True):
-                top.annotate(f"{value:.2f}", (xi, value), ha="center", va="bottom", fontsize="x-small")
+                top.annotate(f"{value:.2f}", (xi, 0.02), ha="center", va="bottom", fontsize="x-small", color="w")
             if workers > 1:
                 top.scatter(x + offset, run.efficiency_of_cpu_left, marker="_", s=200, color="k", zorder=3,
                             label="against the CPU left to simulations" if column == 0 else None)  # fmt: skip
@@ -119,7 +119,7 @@ def streaming_efficiency(data: xr.Dataset) -> Figure:
         bottom.set(xticks=x, xticklabels=data.chunk_steps.values, xlabel="steps per chunk")
     axes[0, 0].set_ylabel("kit rate / (workers x plain loop)")
     axes[1, 0].set_ylabel("study process CPU (cores)")
-    axes[0, 0].legend(fontsize="x-small", loc="lower right")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize="small")
     pinned = "pinned to separate cores" if data.attrs.get("pinned") else "not pinned"
     fig.suptitle(f"streaming efficiency ({data.attrs.get('cores', '?')} cores, workers and study {pinned}; "
                  "targets 0.95 dashed, 0.8 dotted)", fontsize="small")  # fmt: skip
@@ -148,7 +148,7 @@ def data_plane(data: xr.Dataset) -> Figure:
     cost.set(xscale="log", yscale="log", xlabel="producer processes", ylabel="CPU seconds per chunk",
              title="receiving thread's CPU per chunk")  # fmt: skip
     rate.legend(fontsize="small")
-    cost.legend(fontsize="small")
+    cost.legend(fontsize="small", loc="center right")
     return fig
 
 

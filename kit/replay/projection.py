@@ -19,7 +19,7 @@ PLACEMENT = {"simulation": "hpc", "other": "gpu-node", "training": "gpu-node"}
 def gpu_platform(cores: int, *, bandwidth: float = 1.25e9, latency: float = 1e-4, stream_cores: int = 1) -> Platform:
     """An HPC partition of ``cores`` simulation cores linked (``bandwidth`` bytes/s, ``latency`` s) to a GPU
     node whose ``stream_cores`` cores receive chunks and run the trainer (kit's study does both in one
-    process: 1)."""
+    process, its receiving thread and trainer sharing Python's lock: 1)."""
     hosts = {"hpc": Host("hpc", "hpc", int(cores), 1.0), "gpu-node": Host("gpu-node", "hpc", int(stream_cores), 1.0)}
     return Platform(hosts, [Link(("hpc", "gpu-node"), float(bandwidth), float(latency))])
 

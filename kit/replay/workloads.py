@@ -49,7 +49,7 @@ def online_training(
     chunk_steps: int = 10,
     step_seconds: float = 1 / 680,
     step_bytes: int = 100 * 100 * 4,
-    receive_seconds: float = 0.002,
+    receive_seconds: float = 3.5e-4,
     batch_size: int = 256,
     batch_seconds: float = 256 / 170_000,
     watermark: int = 1024,
@@ -59,11 +59,13 @@ def online_training(
     rates instead of a run: ``simulations`` runs of ``steps`` steps, ``in_flight`` at a time (run ``i`` starts
     after run ``i - in_flight`` ends), each streaming chunks of ``chunk_steps`` steps (``step_seconds`` and
     ``step_bytes`` per step) through a ``receive`` task of ``receive_seconds`` on the streaming host
-    (``stream``: the client's queue and gather); training batches of ``batch_size`` samples
+    (``stream``: the study's receiving thread); training batches of ``batch_size`` samples
     (``batch_seconds`` each, on ``trainer``) start once ``watermark`` samples arrived, one after the other,
     each later one needing ``batch_size / reuse`` more samples (``reuse``: how often a buffer serves one).
     The defaults are this project's measured rates: a CPU core makes 680 implicit 100x100 heat steps/s, an
-    H100 trains 170,000 samples/s at batch 256 (../shared/anchors.md)."""
+    H100 trains 170,000 samples/s at batch 256 (../shared/anchors.md), the study's receiving thread spends
+    about 35 us of CPU per 100x100 step (``receive_cost_per_chunk`` of the ``online-training/data-plane``
+    figure, 31 to 48 us on the 2-core CPU: 10 steps a chunk, 3.5e-4 s)."""
     for name, value in (("simulations", simulations), ("in_flight", in_flight), ("steps", steps),
                         ("chunk_steps", chunk_steps), ("batch_size", batch_size)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
