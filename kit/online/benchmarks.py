@@ -189,14 +189,17 @@ def data_plane(
     bytes between the same processes, alternated, ``repeats`` times.
 
     Dims ``producers, repeat``: ``kit_chunks_per_second``, ``bare_chunks_per_second``,
-    ``kit_receive_cost`` and ``bare_receive_cost`` (CPU seconds per message of the receiving thread).
+    ``kit_receive_cost`` and ``bare_receive_cost`` (CPU seconds per message of the receiving thread),
+    ``kit_cpu_per_chunk`` and ``bare_cpu_per_chunk`` (CPU seconds per message of every process: the study
+    or bare receiver and the producers).
     Medians over repeats: ``chunks_per_second``, ``bytes_per_second``, ``data_plane_ratio`` (kit / bare) and
     ``receive_cost_per_chunk`` (CPU seconds per chunk of the study's receiving thread, which stores each
     chunk in the buffer).
     """
     from tqdm.auto import tqdm
 
-    names = ("kit_chunks_per_second", "bare_chunks_per_second", "kit_receive_cost", "bare_receive_cost")
+    names = ("kit_chunks_per_second", "bare_chunks_per_second", "kit_receive_cost", "bare_receive_cost",
+             "kit_cpu_per_chunk", "bare_cpu_per_chunk")  # fmt: skip
     values = {key: np.full((len(producers), repeats), np.nan) for key in names}
     nbytes = n * n * 4
     bar = tqdm(total=len(producers) * repeats, desc="data plane", disable=not progress)
@@ -206,12 +209,11 @@ def data_plane(
             with connect(None, n_workers=count) as client:
                 _draw_only_run(Premade(n, steps=min(per, 50)), count, client)  # warm-up
                 for r in range(repeats):
-                    values["bare_chunks_per_second"][p, r], values["bare_receive_cost"][p, r] = _bare_run(
-                        client, count, per, nbytes
-                    )
-                    values["kit_chunks_per_second"][p, r], values["kit_receive_cost"][p, r] = _draw_only_run(
-                        Premade(n, steps=per), count, client
-                    )
+                    runs = {"bare": _bare_run(client, count, per, nbytes)}
+                    runs["kit"] = _draw_only_run(Premade(n, steps=per), count, client)
+                    for key, (rate, receive, cpu) in runs.items():
+                        values[f"{key}_chunks_per_second"][p, r] = rate
+                        values[f"{key}_receive_cost"][p, r], values[f"{key}_cpu_per_chunk"][p, r] = receive, cpu
                     bar.update()
     finally:
         bar.close()
@@ -226,15 +228,16 @@ def data_plane(
     for key in ("kit_chunks_per_second", "bare_chunks_per_second", "chunks_per_second"):
         data[key].attrs["units"] = "chunks/s"
     data["bytes_per_second"].attrs["units"] = "B/s"
-    for key in ("kit_receive_cost", "bare_receive_cost", "receive_cost_per_chunk"):
+    for key in ("kit_receive_cost", "bare_receive_cost", "receive_cost_per_chunk", "kit_cpu_per_chunk",
+                "bare_cpu_per_chunk"):  # fmt: skip
         data[key].attrs["units"] = "CPU s/chunk"
     data["data_plane_ratio"].attrs["description"] = "kit chunks/s / bare PUSH/PULL chunks/s, median over repeats"
     return data.assign_attrs(n=n, chunk_bytes=nbytes, messages=messages, cores=len(_cores()))
 
 
-def _draw_only_run(simulator, count: int, client) -> tuple[float, float]:
-    """Chunks per second through a study of ``count`` simulations that trains nothing, and the receiving
-    thread's CPU seconds per chunk."""
+def _draw_only_run(simulator, count: int, client) -> tuple[float, float, float]:
+    """Chunks per second through a study of ``count`` simulations that trains nothing, the receiving
+    thread's CPU seconds per chunk and those of every process."""
     study = OnlineStudy(
         simulator,
         n_simulations=count,
@@ -248,9 +251,12 @@ def _draw_only_run(simulator, count: int, client) -> tuple[float, float]:
         chunk_steps=1,
         client=client,
     )
+    workers = _cpu_seconds(client)
     result = study.run(progress=False)
+    cpu = _cpu_seconds(client) - workers + study.run_stats["cpu_seconds"]
     steps = result.ledger.produced  # one step a chunk: the chunks as the simulations made them
-    return steps / float(result.arrivals.seconds.values.max()), study.run_stats["receiver_cpu_seconds"] / steps
+    rate = steps / float(result.arrivals.seconds.values.max())
+    return rate, study.run_stats["receiver_cpu_seconds"] / steps, cpu / steps
 
 
 def _cheap_of(simulator):
@@ -259,9 +265,10 @@ def _cheap_of(simulator):
     return nn.Linear(simulator.space.dim + 1, 1)
 
 
-def _bare_run(client, count: int, per: int, nbytes: int) -> tuple[float, float]:
+def _bare_run(client, count: int, per: int, nbytes: int) -> tuple[float, float, float]:
     """``count`` workers each PUSH ``per`` messages of a kit header's size and ``nbytes`` to one PULL socket
-    read by a thread here: messages per second, and the thread's CPU seconds per message."""
+    read by a thread here: messages per second, the thread's CPU seconds per message and those of every
+    process."""
     import zmq
 
     context = zmq.Context()
@@ -277,12 +284,14 @@ def _bare_run(client, count: int, per: int, nbytes: int) -> tuple[float, float]:
         cpu[0] = time.thread_time() - begun
 
     thread = threading.Thread(target=receive)
+    spent = time.process_time() + _cpu_seconds(client)
     thread.start()
     begun = time.perf_counter()
     futures = [client.submit(bare_push, address, per, nbytes, pure=False) for _ in range(count)]
     thread.join()
     seconds = time.perf_counter() - begun
     client.gather(futures)
+    spent = time.process_time() + _cpu_seconds(client) - spent
     pull.close(linger=0)
     context.term()
-    return total / seconds, cpu[0] / total
+    return total / seconds, cpu[0] / total, spent / total

@@ -128,7 +128,8 @@ def streaming_efficiency(data: xr.Dataset) -> Figure:
 
 def data_plane(data: xr.Dataset) -> Figure:
     """Chunks per second into one study against a bare pyzmq PUSH/PULL of the same bytes, per number of
-    producer processes, and the receiving thread's CPU per chunk (median and range over repeats)."""
+    producer processes, and the CPU per chunk of the receiving thread and of all processes (median and range
+    over repeats)."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     rate, cost = fig.subplots(1, 2)
     producers = data.producers.values
@@ -136,19 +137,26 @@ def data_plane(data: xr.Dataset) -> Figure:
         values = data[f"{key}_chunks_per_second"]
         rate.plot(producers, values.median("repeat"), "o-", color=f"C{i}", label=label)
         rate.fill_between(producers, values.min("repeat"), values.max("repeat"), color=f"C{i}", alpha=0.2)
-        spent = data[f"{key}_receive_cost"]
-        cost.plot(producers, spent.median("repeat"), "o-", color=f"C{i}", label=label)
-        cost.fill_between(producers, spent.min("repeat"), spent.max("repeat"), color=f"C{i}", alpha=0.2)
+        for kind, style, what in (
+            ("receive_cost", "o-", "receiving thread"),
+            ("cpu_per_chunk", "s--", "all processes"),
+        ):
+            if f"{key}_{kind}" in data:
+                spent = data[f"{key}_{kind}"]
+                cost.plot(
+                    producers, spent.median("repeat"), style, color=f"C{i}", label=f"{label.split(' (')[0]}: {what}"
+                )
+                cost.fill_between(producers, spent.min("repeat"), spent.max("repeat"), color=f"C{i}", alpha=0.2)
     for p, ratio, value in zip(producers, data.data_plane_ratio.values, data.chunks_per_second.values, strict=True):
         rate.annotate(f"{ratio:.2f}", (p, value), textcoords="offset points", xytext=(0, -12), ha="center",
                       fontsize="x-small")  # fmt: skip
-    cost.axhline(1e-4, color="0.4", linestyle="--", linewidth=1, label="target")
+    cost.axhline(1e-4, color="0.4", linestyle="--", linewidth=1, label="target (receiving thread)")
     rate.set(xscale="log", xlabel="producer processes", ylabel="chunks per second",
              title=f"{data.attrs.get('chunk_bytes', 0) / 1e3:.0f} kB chunks (kit / bare annotated)")  # fmt: skip
     cost.set(xscale="log", yscale="log", xlabel="producer processes", ylabel="CPU seconds per chunk",
-             title="receiving thread's CPU per chunk")  # fmt: skip
+             title="CPU per chunk")  # fmt: skip
     rate.legend(fontsize="small")
-    cost.legend(fontsize="small", loc="center right")
+    cost.legend(fontsize="x-small", loc="upper left")
     return fig
 
 
