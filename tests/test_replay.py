@@ -3,6 +3,7 @@
 import json
 import time
 
+import numpy as np
 import pytest
 
 from kit.replay import Task, Trace, load_trace, record
@@ -341,9 +342,15 @@ def test_a_run_replayed_on_its_calibrated_model_lands_near_its_makespan(client):
     assert set(model.hosts) == set(trace.hosts) and all(h.cores == 1 for h in model.hosts.values())
     data = fidelity(trace, model)
     assert data.sizes["task"] == 15 and float(data.makespan_recorded) == pytest.approx(trace.makespan)
-    # Scheduler and transfer overheads are not modelled yet: the replay may only be faster than reality.
-    assert -0.6 < float(data.makespan_error) <= 1e-6
-    assert (data.divergence <= 1e-6).all()
+    # Scheduler overheads are not modelled yet (issue 14): the replay is mostly faster than reality, but
+    # a worker may run its queued tasks in another order and transfers go at the run's mean bandwidth, so
+    # single tasks may end later. What the calibrated model keeps exactly: each simulation's recorded time.
+    assert -0.6 < float(data.makespan_error) <= 0.1
+    sims = [t.id for t in trace.tasks if not t.parents]
+    took = data.sel(task=sims)
+    assert len(sims) == 12
+    np.testing.assert_allclose(took.replayed_end - took.replayed_start, took.recorded_end - took.recorded_start,
+                               atol=1e-9)  # fmt: skip
 
 
 def test_critical_path_and_latency_split_add_up_to_the_makespan():

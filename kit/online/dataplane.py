@@ -176,7 +176,7 @@ class Sender:
         self.socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection: a send blocks without one
         self.socket.setsockopt(zmq.SNDTIMEO, int(endpoint.poll * 1000))
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
-        self.connected, self.ever_connected, self.since = False, False, time.monotonic()
+        self.connected, self.ever_connected, self.since, self.asked = False, False, time.monotonic(), 0.0
         self.socket.connect(endpoint.address)
 
     def start(self, worker: str) -> None:
@@ -188,6 +188,7 @@ class Sender:
         """Send consecutive steps (indices, times, fields ``(k, ...)``); blocks while the study holds back, or,
         unless ``wait``, returns False at once (nothing sent) when the queue is full."""
         if not wait and not self.socket.getsockopt(_EVENTS) & _POLLOUT:
+            self._check()  # a full queue may be a lost or stopped study: never wait a full message to know
             return False
         self._send(encode(CHUNK, self.endpoint.epoch, self.sim_id, self.attempt, self.run, steps=steps, times=times,
                           fields=fields, started=started, made=made))  # fmt: skip
@@ -209,7 +210,8 @@ class Sender:
             self.socket.send(rest[0], 0, copy=False)
 
     def _check(self) -> None:
-        """A send waited ``poll`` seconds: fine while connected (the study holds back), else maybe give up."""
+        """A send waited (``poll`` seconds, or found the queue full): fine while connected (the study holds
+        back), else maybe give up."""
         while True:
             try:
                 event = recv_monitor_message(self.monitor, flags=zmq.NOBLOCK)["event"]
@@ -227,8 +229,10 @@ class Sender:
                 f"{where} could not connect to the study's data address {self.endpoint.address} within "
                 f"{self.endpoint.connect_timeout:g} s: is the study's host reachable from the workers, its port open?"
             )
-        if self.ever_connected and self.stopped():
-            raise Stopped(f"the study at {self.endpoint.address} stopped")
+        if self.ever_connected and time.monotonic() - self.asked >= self.endpoint.poll:  # asked once a poll
+            self.asked = time.monotonic()
+            if self.stopped():
+                raise Stopped(f"the study at {self.endpoint.address} stopped")
         if self.ever_connected and waited > self.endpoint.send_timeout:
             raise Orphaned(
                 f"{where} lost the study at {self.endpoint.address} for {waited:.0f} s (send_timeout "
