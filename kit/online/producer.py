@@ -82,13 +82,14 @@ def simulate(simulator, endpoint: Endpoint, params, seed: int, sim_id: int, atte
                         k, fields, started = 0, None, now
         except (Stopped, Unreachable, Orphaned):
             raise
-        except Exception:  # the whole chunks made before a failure are still delivered, as if sent at once
-            k -= k % chunk_steps
-            if k:
-                sender.chunk(steps[:k], times[:k], fields[:k], started, time.time())
-            raise
+        except Exception as exc:  # the whole chunks made before a failure are still delivered
+            failed, k = exc, k - k % chunk_steps
+        else:
+            failed = None
         if k:
             sender.chunk(steps[:k], times[:k], fields[:k], started, time.time())
+        if failed is not None:
+            raise failed
         sender.end(made)
     return made
 
