@@ -92,11 +92,24 @@ def test_the_program_finds_the_fastest_schedule_at_every_budget(length):
         assert least_peak(costs, slots=peaks[-1]) == peaks[0]
         for budget in range(peaks[0], peaks[-1] + 1):
             best = min(time for peak, time in scored if peak <= budget)
-            chosen = plan(costs, budget, slots=budget)  # one byte a slot: the program is exact
+            chosen = plan(costs, budget, slots=peaks[-1])  # one byte a slot: the program is exact
             assert chosen.predicted_time == pytest.approx(best) and chosen.predicted_peak <= budget
         if peaks[0] > 1:
             with pytest.raises(ValueError, match=r"below what any schedule needs: .* peaks at \d+ bytes"):
-                plan(costs, peaks[0] - 1, slots=peaks[0] - 1)
+                plan(costs, peaks[0] - 1, slots=peaks[-1])
+
+
+def test_a_larger_budget_never_gets_a_slower_optimal_plan():
+    """What fits a budget fits a larger one: the program's slot is fixed by the chain, not by the budget."""
+    from kit.memory.models import benchmark_chain
+
+    costs = Costs.from_profile(profile(*benchmark_chain("mlp", batch=256, seed=0), repeats=1))
+    full = plan(costs, strategy="store_all")
+    budgets = np.linspace(least_peak(costs), full.predicted_peak, 60).astype(int)
+    times = np.array([plan(costs, int(budget)).predicted_time for budget in budgets])
+    rises = np.flatnonzero(np.diff(times) > 1e-9 * times[:-1])
+    assert not rises.size, f"slower at budgets {budgets[rises + 1].tolist()} than at {budgets[rises].tolist()}"
+    assert times[-1] == pytest.approx(full.predicted_time) and times[0] > times[-1]
 
 
 def test_baselines_cost_what_their_definitions_say():
@@ -382,10 +395,10 @@ def test_offloading_plans_fit_and_never_lose_to_recomputation_alone(length):
         peaks = sorted({peak for peak, _ in scored})
         for budget in range(peaks[0], peaks[-1] + 1):
             try:
-                alone = plan(costs, budget, slots=budget).predicted_time
+                alone = plan(costs, budget, slots=peaks[-1]).predicted_time
             except ValueError:
                 alone = np.inf
-            chosen = plan(costs, budget, "offload", slots=budget, link=link)
+            chosen = plan(costs, budget, "offload", slots=peaks[-1], link=link)
             assert chosen.predicted_peak <= budget and chosen.predicted_time <= alone + 1e-9
             # The plan's prediction is its schedule's exact replay, and no schedule is faster than the best.
             assert simulate(costs, chosen.operations, link) == (chosen.predicted_peak, chosen.predicted_time)

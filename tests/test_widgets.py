@@ -26,6 +26,43 @@ def test_parameter_and_step_sliders_change_the_field():
     np.testing.assert_allclose(explorer.frame.values[0], next(sim.run(explorer.point)).field)
 
 
+def test_the_heat_explorer_starts_on_a_field_with_structure_and_its_time_slider_reads_the_time():
+    sim = Heat2D(n=8, steps=5)
+    explorer = SimulatorExplorer(sim)
+    assert explorer.point == sim.example() and float(explorer.frame.max() - explorer.frame.min()) > 100.0
+    assert explorer.step.readout and (explorer.step.description, explorer.step.label) == ("time", "0.1")
+    explorer.step.value = 1
+    assert explorer.step.label == "0.02" and float(explorer.frame.time[0]) == pytest.approx(0.02)
+    # Readouts and labels get room: the controls keep their width beside the figure instead of shrinking.
+    assert all(
+        w.style.description_width == "64px" and w.layout.width == "340px"
+        for w in [*explorer.sliders.values(), explorer.step]
+    )
+    assert explorer.widget.children[0].layout.flex == "0 0 auto"
+
+
+def test_time_labels_take_the_digits_that_tell_times_apart():
+    from kit.widgets.explorer import time_labels
+
+    assert time_labels([0.5, 1.0]) == [("0.5", 1), ("1", 2)]
+    assert time_labels([0.1, 0.1001, 0.2]) == [("0.1", 1), ("0.1001", 2), ("0.2", 3)]
+
+
+def test_a_uniform_field_draws_plain_ticks_around_its_value_and_one_label():
+    import io
+
+    explorer = SimulatorExplorer(Heat2D(n=8, steps=5), [300.0] * 5)
+    explorer.figure.savefig(io.BytesIO(), format="png")  # draws the tick labels
+    (image,) = (image for ax in explorer.figure.axes for image in ax.images)
+    assert image.get_clim() == pytest.approx((297.0, 303.0))
+    bar, curve_ax = image.colorbar.ax, next(ax for ax in explorer.figure.axes if ax.lines)
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["297", "298", "299", "300", "301", "302", "303"]
+    assert bar.yaxis.get_offset_text().get_text() == curve_ax.yaxis.get_offset_text().get_text() == ""
+    assert curve_ax.get_ylim()[0] < 297.0 and curve_ax.get_ylim()[1] > 303.0
+    labels = [ax.get_ylabel() for ax in explorer.figure.axes]
+    assert labels.count("temperature [K]") == 1 and bar.get_ylabel() == ""
+
+
 def test_simulator_explorer_draws_the_time_evolution_of_gray_scott():
     from kit.simulators import GrayScott
 
@@ -72,10 +109,14 @@ def test_plan_explorer_replans_when_the_budget_moves():
     model = nn.Sequential(*[nn.Sequential(nn.Linear(64, 64), nn.Tanh()) for _ in range(6)])
     explorer = PlanExplorer(profile(model, torch.randn(256, 64), repeats=1), points=6)
     fast = explorer.current["optimal"]
-    assert fast.predicted_peak <= explorer.budget.value == explorer.full
+    assert explorer.budget.description == "budget [MiB]" and explorer.budget.value == explorer.full / 2**20
+    assert fast.predicted_peak <= explorer.budget_bytes == explorer.full
     explorer.budget.value = explorer.budget.min
     tight = explorer.current["optimal"]
-    assert tight.predicted_peak <= explorer.budget.value and tight.predicted_time > fast.predicted_time
+    assert explorer.budget_bytes == explorer.least
+    assert tight.predicted_peak <= explorer.budget_bytes and tight.predicted_time > fast.predicted_time
+    times = [p.predicted_time for p in explorer.curve["optimal"]]
+    assert (np.diff(times) <= 1e-9 * np.array(times[:-1])).all(), times
     # The schedule drawn: one bar per forward and backward of the optimal plan, in the plan's order.
     optimal = next(ax for ax in explorer.figure.axes if ax.get_title().startswith("optimal:"))
     drawn = sorted((p.get_x(), round(p.get_y() + p.get_height() / 2), p.get_width()) for p in optimal.patches)
@@ -97,6 +138,7 @@ def test_study_monitor_runs_headless_and_shows_where_the_simulations_went(cluste
     from kit.widgets import StudyMonitor
 
     monitor = StudyMonitor(small_study(cluster_client, 6), every=2)
+    assert monitor.status.value.startswith("ready: Start runs 6 simulations")
     result = monitor.run(progress=False)
     assert result.accounting["balanced"] and monitor.frames >= 2
     where = next(ax for ax in monitor.figure.axes if ax.get_title().startswith("where the sampler put"))
@@ -126,6 +168,21 @@ def test_study_monitor_start_runs_in_the_background_and_stop_keeps_the_result(cl
     assert len(result.simulations.simulation) < 500 and "cancelled" in set(result.simulations.status.values)
     with pytest.raises(RuntimeError, match="already started"):
         monitor.start()
+
+
+@pytest.mark.parametrize("interactive", [False, True])
+def test_the_online_notebook_runs_a_smoke_study_headless_and_a_long_one_to_stop(interactive):
+    """Its parameters and study cells, run here without the study: only the budget differs."""
+    from kit import notebooks, paths
+
+    cells = [c.source for c in notebooks.read(paths.root() / "notebooks" / "online_training.ipynb").cells]
+    (start,) = (i for i, c in enumerate(cells) if "OnlineStudy(" in c)
+    namespace = {}
+    exec(cells[start - 1], namespace)  # the parameters cell
+    exec(f"interactive = {interactive}\n" + cells[start], namespace)
+    wanted = namespace["interactive_simulations" if interactive else "n_simulations"]
+    assert namespace["study"].n_simulations == wanted
+    assert namespace["interactive_simulations"] >= 100 * namespace["n_simulations"]
 
 
 def test_monitor_rates_are_windowed_over_the_last_batches():

@@ -2,10 +2,13 @@
 
 ``optimal`` is rotor's dynamic program for heterogeneous chains (Beaumont, Eyraud-Dubois, Herrmann, Joly,
 Shilova, "Optimal checkpointing for heterogeneous chains", arXiv 1911.13214): the least time ``T*(M)`` over
-every schedule of :mod:`kit.memory.schedule` whose peak fits ``M``. Memory is counted in ``slots`` equal
-slots of the budget, sizes rounded up, so a plan never exceeds its budget (store-all and equal segments,
-which rounding could wrongly exclude, are also checked in bytes); the plan's predicted peak and time are
-those of its schedule replayed in bytes (:func:`kit.memory.schedule.simulate`).
+every schedule of :mod:`kit.memory.schedule` whose peak fits ``M``. Memory is counted in slots of
+1/``slots`` of store-all's peak, sizes rounded up, so a plan never exceeds its budget (store-all and equal
+segments, which rounding could wrongly exclude, are also checked in bytes). The slot does not depend on the
+budget, so a larger budget counts at least as many slots and its optimal plan is never slower (slots cut
+from the budget itself made it slower at some budgets: a schedule that fit could stop fitting when the slot
+grew). The plan's predicted peak and time are those of its schedule replayed in bytes
+(:func:`kit.memory.schedule.simulate`).
 """
 
 from __future__ import annotations
@@ -89,12 +92,9 @@ def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots
 def _optimal(
     costs: Costs, budget: int | None, slots: int, offloaded=(), link=None, strategy="optimal", *, explain=True
 ) -> Plan:
-    ceiling, _ = simulate(costs, operations(store_all(0, costs.length - 1)))
-    budget_bytes = ceiling if budget is None else int(budget)
-    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
-        raise ValueError(f"slots must be an int >= 1, got {slots!r}")
-    slot = max(1, -(-budget_bytes // slots))  # bytes per slot, sizes rounded up: plans never exceed the budget
-    m = max(budget_bytes - int(costs.loss_bytes), 0) // slot  # the loss is held for the whole step
+    slot, most = _slot(costs, slots)
+    budget_bytes = _ceiling(costs) if budget is None else int(budget)
+    m = min(max(budget_bytes - int(costs.loss_bytes), 0) // slot, most)  # the loss is held for the whole step
     offload = _offload_terms(costs, offloaded, link)
     table, choice = _program(costs, m, slot, offload)
     last = costs.length - 1
@@ -160,10 +160,8 @@ def _offload(costs: Costs, budget: int | None, slots: int, link) -> Plan:
 
 def least_schedule(costs: Costs, slots: int = 500):
     """The least-memory schedule the program finds (slots of 1/``slots`` of store-all's peak)."""
-    ceiling, _ = simulate(costs, operations(store_all(0, costs.length - 1)))
-    slot = max(1, -(-ceiling // slots))
-    # Rounding sizes up to slots can push store-all past ceiling // slot: leave room for it.
-    table, choice = _program(costs, ceiling // slot + 8 * costs.length, slot)
+    slot, most = _slot(costs, slots)
+    table, choice = _program(costs, most, slot)
     last = costs.length - 1
     m = int(np.flatnonzero(np.isfinite(table[0, last]))[0])
     return _rebuild(choice, 0, last, m, costs, slot)
@@ -178,6 +176,22 @@ def budgets_between(costs: Costs, fractions, slots: int = 500) -> np.ndarray:
 def least_peak(costs: Costs, slots: int = 500) -> int:
     """The peak of :func:`least_schedule`."""
     return simulate(costs, operations(least_schedule(costs, slots)))[0]
+
+
+def _ceiling(costs: Costs) -> int:
+    """Store-all's peak (bytes): the most memory a plan is worth."""
+    return simulate(costs, operations(store_all(0, costs.length - 1)))[0]
+
+
+def _slot(costs: Costs, slots: int) -> tuple[int, int]:
+    """Bytes per slot of the program, 1/``slots`` of store-all's peak whatever the budget, and the most slots
+    worth counting: beyond them the budget holds store-all's peak, which no plan beats."""
+    if isinstance(slots, bool) or not isinstance(slots, int | np.integer) or slots < 1:
+        raise ValueError(f"slots must be an int >= 1, got {slots!r}")
+    ceiling = _ceiling(costs)
+    slot = max(1, -(-ceiling // int(slots)))
+    # Rounding sizes up to slots can push store-all past ceiling // slot: leave room for it.
+    return slot, ceiling // slot + 8 * costs.length
 
 
 def _sizes(costs: Costs, slot: int, offload: dict | None = None) -> dict[str, np.ndarray]:

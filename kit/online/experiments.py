@@ -12,6 +12,7 @@ from kit.online.surrogates import make_surrogate
 from kit.online.trainer import Trainer, seeded_model
 from kit.online.validation import ValidationSet
 from kit.sampling import sobol
+from kit.seeding import simulation_seed
 
 
 def _checks(rows: list[dict]) -> xr.Dataset:
@@ -29,62 +30,77 @@ def online_vs_offline(
     batches: int = 200,
     batch_size: int = 32,
     n_validation: int = 8,
-    seed: int = 0,
+    seeds=(0,),
     client=None,
     n_workers: int = 2,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Validation error over the same number of gradient steps: online over a stream of unique
-    simulations vs offline epochs over ``n_offline`` stored simulations. ``error_ratio`` = online /
-    offline final mean validation error, per model."""
-    every = max(1, batches // 10)
-    curves = []
+    """Validation error over the same number of gradient steps, per model and seed: online over a stream
+    of unique simulations vs offline epochs over ``n_offline`` stored simulations, all checked on one
+    held-out validation set. ``error_ratio`` (model, seed) = online / offline final mean validation RMSE;
+    ``error_ratio_mean`` its mean over seeds, ``error_ratio_mean_low`` / ``_high`` its least and largest."""
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got none")
     with connect(client, n_workers=n_workers) as client:
-        validation = ValidationSet.simulate(simulator, n_validation, seed=seed + 1, client=client)
-        n_online = max(n_offline, -(-batches * batch_size // simulator.steps))
-        for name in models:
-            study = OnlineStudy(
-                simulator,
-                n_simulations=n_online,
-                sampler="sobol",
-                model=name,
-                buffer="reservoir",
-                capacity=max(4 * batch_size, 2 * simulator.steps),
-                watermark=batch_size,
-                batch_size=batch_size,
-                max_batches=batches,
-                validation=validation,
-                validate_every=every,
-                seed=seed,
-                client=client,
-            )
-            online = study.run(progress=progress).validation.rename(check_batch="batch")
-            trainer = Trainer(_model(name, simulator, seed))
-            x, y = simulate_dataset(
-                simulator, sobol(simulator.space, n_offline, seed=seed + 2), study.encoding, seed=seed, client=client
-            )
-            offline = _checks(
-                train_offline(
-                    trainer,
-                    x,
-                    y,
-                    batches=batches,
-                    batch_size=batch_size,
-                    seed=seed,
-                    validation=validation,
-                    encoding=study.encoding,
-                    validate_every=every,
-                )
-            )
-            curves.append(xr.concat([online, offline], dim=xr.DataArray(["online", "offline"], dims="mode")))
-    data = xr.concat(curves, dim=xr.DataArray(list(models), dims="model"))
+        validation = ValidationSet.simulate(simulator, n_validation, client=client)
+        settings = {"n_offline": n_offline, "batches": batches, "batch_size": batch_size, "progress": progress}
+        runs = {name: [_online_and_offline(simulator, name, s, validation, client, **settings) for s in seeds]
+                for name in models}  # fmt: skip
+    seed_dim = xr.DataArray(seeds, dims="seed")
+    data = xr.concat(
+        [xr.concat(rows, dim=seed_dim) for rows in runs.values()], dim=xr.DataArray(list(models), dims="model")
+    )
     final = data.val_mean.isel(batch=-1)
     data["error_ratio"] = final.sel(mode="online") / final.sel(mode="offline")
-    data["error_ratio"].attrs["description"] = "online / offline final mean validation error"
+    data["error_ratio"].attrs["description"] = "online / offline final mean validation RMSE at equal gradient steps"
+    for key, value in (("mean", data.error_ratio.mean("seed")), ("mean_low", data.error_ratio.min("seed")),
+                       ("mean_high", data.error_ratio.max("seed"))):  # fmt: skip
+        data[f"error_ratio_{key}"] = value.assign_attrs(description=f"error_ratio over seeds: {key.split('_')[-1]}")
     data.attrs.update(
-        simulator=repr(simulator), n_offline=n_offline, n_online=n_online, batch_size=batch_size, units=simulator.units
+        simulator=repr(simulator),
+        n_offline=n_offline,
+        n_online=_n_online(simulator, n_offline, batches, batch_size),
+        batch_size=batch_size,
+        units=simulator.units,
     )
     return data
+
+
+def _online_and_offline(simulator, name, seed, validation, client, *, n_offline, batches, batch_size, progress):
+    """Validation curves (dim ``mode``) of one model and seed, trained online and offline."""
+    every = max(1, batches // 10)
+    study = OnlineStudy(
+        simulator,
+        n_simulations=_n_online(simulator, n_offline, batches, batch_size),
+        sampler="sobol",
+        model=name,
+        buffer="reservoir",
+        capacity=max(4 * batch_size, 2 * simulator.steps),
+        watermark=batch_size,
+        batch_size=batch_size,
+        max_batches=batches,
+        validation=validation,
+        validate_every=every,
+        seed=seed,
+        client=client,
+    )
+    online = study.run(progress=progress).validation.rename(check_batch="batch")
+    points = sobol(simulator.space, n_offline, seed=simulation_seed(seed, OFFLINE_POINTS))
+    x, y = simulate_dataset(simulator, points, study.encoding, seed=seed, client=client)
+    trainer = Trainer(_model(name, simulator, seed))
+    offline = train_offline(trainer, x, y, batches=batches, batch_size=batch_size, seed=seed, validation=validation,
+                            encoding=study.encoding, validate_every=every)  # fmt: skip
+    return xr.concat([online, _checks(offline)], dim=xr.DataArray(["online", "offline"], dims="mode"))
+
+
+def _n_online(simulator, n_offline: int, batches: int, batch_size: int) -> int:
+    """Simulations streamed online: enough that no sample is drawn twice in ``batches`` batches."""
+    return max(n_offline, -(-batches * batch_size // simulator.steps))
+
+
+#: Child of a run's seed that draws its offline simulations (the online ones come from the seed itself).
+OFFLINE_POINTS = 1
 
 
 def _model(name, simulator, seed):

@@ -5,17 +5,20 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 MARKERS = {"optimal": "o", "uniform": "s", "store_all": "^", "recompute_all": "v"}
 
 
 def memory_tradeoff(data: xr.Dataset) -> Figure:
     """One panel per chain: step time against peak memory of each strategy over the budgets, measured
-    (filled, solid) and predicted (hollow, dashed); the budgets as grey ticks on the peak axis."""
+    (filled, solid) and predicted (hollow, dashed); the budgets as dotted lines labelled by their fraction;
+    the legend beside the last panel."""
     chains = list(data.chain.values) if "chain" in data.dims else [None]
-    fig = Figure(figsize=(4.6 * len(chains), 4.0), layout="constrained")
+    fig = Figure(figsize=(4.6 * len(chains) + 2.2, 4.2), layout="constrained")
     _tradeoff_panels(fig, data, chains)
-    fig.suptitle(f"device: {data.attrs.get('device', '')}; grey lines: budgets", fontsize="small")
+    fig.suptitle(f"device: {data.attrs.get('device', '')}; dotted: budgets, 0 % the least peak, 100 % store-all",
+                 fontsize="small")  # fmt: skip
     return fig
 
 
@@ -26,20 +29,39 @@ def _tradeoff_panels(fig, data: xr.Dataset, chains: list) -> None:
         for i, strategy in enumerate(part.strategy.values):
             run = part.sel(strategy=strategy)
             style = {"color": f"C{i}", "marker": MARKERS.get(str(strategy), "o")}
-            ax.plot(run.measured_peak / 2**20, run.measured_time, label=f"{strategy} measured", **style)
-            ax.plot(
-                run.predicted_peak / 2**20, run.predicted_time, linestyle="--", markerfacecolor="none",
-                label=f"{strategy} predicted", **style,
-            )  # fmt: skip
-        for budget in np.atleast_1d(part.budget_bytes.values):
-            ax.axvline(budget / 2**20, color="0.85", linewidth=0.8, zorder=0)
+            ax.plot(run.measured_peak / 2**20, run.measured_time, **style)
+            ax.plot(run.predicted_peak / 2**20, run.predicted_time, linestyle="--", markerfacecolor="none", **style)
+        _budget_lines(ax, part)
         ratio = float(part.time_ratio_vs_uniform.min()) if np.isfinite(part.time_ratio_vs_uniform).any() else np.nan
         ax.set(
             xlabel="peak memory of a training step [MiB]",
             ylabel="time of a training step [s]",
-            title=f"{chain or ''} (best optimal / uniform time {ratio:.2f})",
+            title=f"{chain or ''} (best optimal / uniform time {ratio:.2f}, target <= 0.85)",
         )
-    axes[0].legend(fontsize="x-small", ncol=2)
+    axes[-1].legend(handles=_tradeoff_handles(data.strategy.values), fontsize="x-small", loc="upper left",
+                    bbox_to_anchor=(1.02, 1.0))  # fmt: skip
+
+
+def _budget_lines(ax, part: xr.Dataset) -> None:
+    """Each budget as a dotted vertical line, its fraction written at the top of the panel."""
+    budgets = np.atleast_1d(part.budget_bytes.values) / 2**20
+    fractions = np.atleast_1d(part.fraction.values) if "fraction" in part.coords else [None] * len(budgets)
+    for budget, fraction in zip(budgets, fractions, strict=True):
+        ax.axvline(budget, color="0.45", linestyle=":", linewidth=1.0, zorder=0)
+        if fraction is not None:
+            ax.text(budget, 1.0, f"{fraction:.0%}", transform=ax.get_xaxis_transform(), rotation=90,
+                    ha="right", va="top", fontsize="x-small", color="0.35")  # fmt: skip
+
+
+def _tradeoff_handles(strategies) -> list:
+    """Legend entries: a colour and marker per strategy, then what solid/filled, dashed/hollow and dotted mean."""
+    handles = [Line2D([], [], color=f"C{i}", marker=MARKERS.get(str(s), "o"), label=str(s))
+               for i, s in enumerate(strategies)]  # fmt: skip
+    return handles + [
+        Line2D([], [], color="0.3", marker="o", label="measured"),
+        Line2D([], [], color="0.3", marker="o", linestyle="--", markerfacecolor="none", label="predicted"),
+        Line2D([], [], color="0.45", linestyle=":", label="budget (fraction)"),
+    ]
 
 
 def profiler_accuracy(data: xr.Dataset) -> Figure:
@@ -66,11 +88,13 @@ def profiler_accuracy(data: xr.Dataset) -> Figure:
         ax.set(xscale="log", yscale="log", xlabel=f"{data.attrs.get('device', 'device')} [MiB]",
                ylabel="host CPU allocator [MiB]", title=f"{what}: CPU profile against the device")  # fmt: skip
         ax.legend(fontsize="x-small")
+    error_ax.axhspan(-10, 10, color="0.9", zorder=0, label="target: within 10 %")
     error_ax.axhline(0, color="0.6", linewidth=0.8)
+    error_ax.legend(fontsize="x-small")
     error_ax.set(xticks=range(len(chains)), xticklabels=chains, ylabel="measured / predicted peak - 1 [%]",
                  title="device: peak of every plan against its prediction")  # fmt: skip
     _tradeoff_panels(bottom, data, chains)
-    bottom.suptitle("time against peak on the device (grey lines: budgets)", fontsize="small")
+    bottom.suptitle("time against peak on the device (dotted: budgets)", fontsize="small")
     fig.suptitle(
         f"recorded on {data.attrs.get('device', '')} ({data.attrs.get('recorded', '')}, torch "
         f"{data.attrs.get('torch', '')}, CUDA {data.attrs.get('cuda', '')}); batches {data.attrs.get('batch', '')}",

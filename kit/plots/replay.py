@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from kit.online.timeline import CLIENT
 from kit.replay.platform import TIERS
 from kit.replay.trace import COMPONENTS
 
@@ -89,15 +91,15 @@ def _lanes(tasks: list, result) -> list[list]:
 
 def replay_speed(data: xr.Dataset) -> Figure:
     """Replay time and events per second against trace size (``kit.replay.speed.replay_speed``), one line
-    per placement; the 2 s mark of a 100,000-task trace in grey."""
+    per placement; the target (100,000 tasks in under 2 s) dashed."""
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     time_ax, rate_ax = fig.subplots(1, 2)
     for i, placement in enumerate(data.placement.values):
         run = data.sel(placement=placement)
         time_ax.plot(run.tasks, run.seconds, "o-", color=f"C{i}", label=str(placement))
         rate_ax.plot(run.tasks, run.events_per_second, "o-", color=f"C{i}", label=str(placement))
-    time_ax.axhline(2.0, color="0.7", linewidth=0.8)
-    time_ax.axvline(100_000, color="0.7", linewidth=0.8)
+    time_ax.axhline(2.0, color="0.4", linestyle="--", linewidth=1, label="target: 100,000 tasks in < 2 s")
+    time_ax.axvline(100_000, color="0.4", linestyle="--", linewidth=1)
     time_ax.set(xscale="log", yscale="log", xlabel="tasks in the trace", ylabel="replay time [s]")
     rate_ax.set(xscale="log", xlabel="tasks in the trace", ylabel="events per second", ylim=(0, None))
     time_ax.legend(title="placement", fontsize="x-small")
@@ -110,35 +112,68 @@ def replay_speed(data: xr.Dataset) -> Figure:
 
 
 def fidelity(table: xr.Dataset, timeline: xr.Dataset) -> Figure:
-    """Left: one recorded run's tasks per host (``kit.replay.calibrate.fidelity``), recorded (dark) above
-    replayed (light); right: the makespan error of every run (``fidelity_table``) with the 10 % band."""
-    fig = Figure(figsize=(12.0, 4.2), layout="constrained")
+    """Left: one recorded run's tasks per host (``kit.replay.calibrate.fidelity``), recorded (dark, upper)
+    above replayed (light, lower), rows named by role and worker index (:func:`host_labels`); right: the
+    makespan error of every run (``fidelity_table``) against the 10 % target band."""
+    fig = Figure(figsize=(12.0, 4.6), layout="constrained")
     lanes_ax, error_ax = fig.subplots(1, 2, width_ratios=[2.2, 1])
-    hosts = sorted(set(timeline.host.values.tolist()))
-    for lane, host in enumerate(hosts):
+    labels = host_labels(timeline)
+    for lane, host in enumerate(labels):
         on = timeline.sel(task=timeline.host == host)
-        for kind, offset, alpha in (("recorded", 0.2, 0.9), ("replayed", -0.2, 0.45)):
+        for kind, offset, alpha in FIDELITY_KINDS:
             starts, ends = on[f"{kind}_start"].values, on[f"{kind}_end"].values
             for component in sorted(set(on.component.values.tolist())):
                 pick = on.component.values == component
                 bars = list(zip(starts[pick], (ends - starts)[pick], strict=True))
-                lanes_ax.broken_barh(bars, (lane + offset - 0.17, 0.34), color=COLORS.get(component, "C7"),
-                                     alpha=alpha, label=f"{component} {kind}" if lane == 0 else None)  # fmt: skip
-    lanes_ax.set(yticks=range(len(hosts)), yticklabels=[_short(h) for h in hosts], xlabel="time [s]",
-                 title=f"{timeline.attrs.get('run', '')}: recorded (upper) and replayed (lower) per host")  # fmt: skip
-    lanes_ax.legend(fontsize="x-small", ncol=2, loc="upper right")
+                lanes_ax.broken_barh(bars, (lane + offset - 0.17, 0.34), color=_color(component), alpha=alpha)
+    lanes_ax.set(yticks=range(len(labels)), yticklabels=list(labels.values()), ylim=(len(labels) - 0.5, -0.5),
+                 xlabel="time [s]", title=f"{timeline.attrs.get('run', '')}: tasks per host")  # fmt: skip
+    lanes_ax.legend(handles=_fidelity_handles(timeline), fontsize="x-small", ncol=2, loc="upper left",
+                    bbox_to_anchor=(0.0, -0.14))  # fmt: skip
     errors = 100 * table.makespan_error
-    error_ax.axhspan(-10, 10, color="0.9")
-    error_ax.bar(range(table.sizes["run"]), errors, color="C0")
+    error_ax.axhspan(-10, 10, color="0.88", label="target: within 10 %")
+    error_ax.axhline(0, color="0.5", linewidth=0.8)
+    error_ax.bar(range(table.sizes["run"]), errors, color="C0", label="replayed / recorded makespan - 1")
     error_ax.set(xticks=range(table.sizes["run"]), xticklabels=[str(r) for r in table.run.values],
-                 ylabel="replayed / recorded makespan - 1 [%]", title="on the recording machine's model")  # fmt: skip
+                 ylabel="makespan error [%]", title="on the recording machine's model")  # fmt: skip
     error_ax.tick_params(axis="x", labelrotation=30, labelsize="x-small")
+    error_ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(0.0, -0.2))
     return fig
 
 
-def _short(host: str) -> str:
-    """A worker address without its protocol and host part (``tcp://127.0.0.1:4321`` -> ``:4321``)."""
-    return ":" + host.rsplit(":", 1)[-1] if host.count(":") >= 2 else host
+#: How :func:`fidelity` draws each side of a task: (kind, offset in its row, opacity).
+FIDELITY_KINDS = (("recorded", -0.2, 0.9), ("replayed", 0.2, 0.4))
+
+
+def _color(component: str) -> str:
+    return COLORS.get(component, COLORS["other"])
+
+
+def _fidelity_handles(timeline: xr.Dataset) -> list:
+    """Legend entries: one colour per component present, then what dark (upper) and light (lower) mean."""
+    present = set(timeline.component.values.tolist())
+    handles = [Patch(color=_color(c), label=c) for c in (*COMPONENTS, *sorted(present - set(COMPONENTS)))
+               if c in present]  # fmt: skip
+    sides = {"recorded": "recorded (dark, upper)", "replayed": "replayed (light, lower)"}
+    return handles + [Patch(color="0.3", alpha=alpha, label=sides[kind]) for kind, _, alpha in FIDELITY_KINDS]
+
+
+def host_labels(timeline: xr.Dataset) -> dict[str, str]:
+    """Stable names of a timeline's hosts, in row order: the ``client`` first (it trains), then each worker
+    as ``worker <i> (<machine>)``, numbered by its first recorded task (worker ports change every run)."""
+    first = {}
+    for host, start in zip(timeline.host.values.tolist(), timeline.recorded_start.values, strict=True):
+        first[host] = min(first.get(host, np.inf), float(start))
+    workers = sorted((h for h in first if "://" in h), key=lambda h: (first[h], h))
+    others = sorted(h for h in first if "://" not in h)
+    return {h: f"{h} (trains)" if h == CLIENT else h for h in others} | {
+        h: f"worker {i} ({_machine(h)})" for i, h in enumerate(workers)
+    }
+
+
+def _machine(address: str) -> str:
+    """The machine of a worker address (``tcp://10.0.0.5:4321`` -> ``10.0.0.5``)."""
+    return address.split("://", 1)[-1].rsplit(":", 1)[0]
 
 
 def placements(data: xr.Dataset) -> Figure:

@@ -98,7 +98,7 @@ def sobol_maps(data: xr.Dataset, *, cmap: str = "viridis") -> Figure:
                 if i == 0:
                     ax.set_title(f"{index}, t = {times[j]:.3g}", fontsize="small")
             axes[i, 0].set_ylabel(name)
-    maps.colorbar(image, ax=axes, shrink=0.6, label="Sobol index")
+    maps.colorbar(image, ax=axes, shrink=0.6, extend="both", label="Sobol index")
     title = f"per-cell indices ({data.attrs.get('n_groups')} pick-freeze groups)"
     if "S1_max_error" in data:
         worst = float(max(data.S1_max_error.max(), data.ST_max_error.max()))
@@ -117,7 +117,17 @@ def sobol_maps(data: xr.Dataset, *, cmap: str = "viridis") -> Figure:
             )
             ax.plot(times, data[f"ST_{quantity}"].sel(parameter=name), color=f"C{i}", linestyle="--")
         title = "whole field (Gamboa et al.)" if quantity == "field" else f"{quantity} against the reference run"
-        ax.set(ylim=(-0.05, 1.05), title=title, ylabel="index (solid S1, dashed ST)")
+        for bound in (0.0, 1.0):
+            ax.axhline(bound, color="0.6", linestyle=":", linewidth=0.8, zorder=0)
+        ax.set(ylim=_index_limits(data[f"S1_{quantity}"], data[f"ST_{quantity}"]), title=title,
+               ylabel="index (solid S1, dashed ST)")  # fmt: skip
     panels[-1].set_xlabel("time")
     panels[0].legend(fontsize="x-small", ncol=2)
     return fig
+
+
+def _index_limits(*indices: xr.DataArray, margin: float = 0.05) -> tuple[float, float]:
+    """Axis limits that show [0, 1] and every estimated index, even one below 0 or above 1."""
+    values = np.concatenate([np.ravel(index.values) for index in indices])
+    values = values[np.isfinite(values)]
+    return float(np.min(values, initial=0.0)) - margin, float(np.max(values, initial=1.0)) + margin

@@ -30,6 +30,11 @@ class Simulator:
     """What the kit's simulators share: subclasses set ``space``, ``steps``, ``x``, ``y``, ``field_name``,
     ``units``, ``field_range`` and implement ``run(params, seed)``, a generator of :class:`Step`."""
 
+    def example(self) -> dict[str, float]:
+        """A parameter point whose run shows what the model does: the centre of ``space`` unless a simulator
+        knows a better one (where dashboards start)."""
+        return dict(zip(self.space.names, self.space.bounds.mean(1).tolist(), strict=True))
+
     def trajectory(self, params, seed=None):
         """All steps of ``run`` as an ``xarray.DataArray`` ``(time, y, x)``, built only when asked.
 

@@ -75,6 +75,16 @@ class Heat2D(Simulator):
         self.y = self.x.copy()
         self.space = ParameterSpace({name: (100.0, 500.0) for name in ("initial", *WALLS)})
 
+    def example(self) -> dict[str, float]:
+        """A cold plate warmed by a hot left wall: the centre of the space (all 300 K) is a uniform field.
+
+        Examples
+        --------
+        >>> Heat2D(n=8, steps=4).example()
+        {'initial': 100.0, 'left': 500.0, 'right': 100.0, 'top': 300.0, 'bottom': 300.0}
+        """
+        return {"initial": 100.0, "left": 500.0, "right": 100.0, "top": 300.0, "bottom": 300.0}
+
     def __repr__(self) -> str:
         return f"Heat2D(n={self.n}, steps={self.steps}, t_end={self.t_end:g}, alpha={self.alpha:g})"
 

@@ -31,7 +31,7 @@ class StudyMonitor:
         self._thread: threading.Thread | None = None
         self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
-        self.status = widgets.Label("ready: Start runs the study")
+        self.status = widgets.Label(f"ready: Start runs {study.n_simulations} simulations, Stop ends the study sooner")
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", display="none"))
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())

@@ -12,11 +12,14 @@ from kit.memory.plan import least_peak, plan
 from kit.memory.schedule import Costs
 from kit.plots.memory import plan_schedule
 
+MIB = 2**20
+
 
 class PlanExplorer:
     """Explore the plans of a profiled chain (``kit.memory.profile``) over budgets.
 
-    ``current`` holds the plans for the slider's budget (``{"optimal": Plan, "uniform": Plan or None}``) and
+    The slider reads MiB; ``budget_bytes`` is its value in bytes, what :func:`kit.memory.plan` takes.
+    ``current`` holds the plans for that budget (``{"optimal": Plan, "uniform": Plan or None}``) and
     ``figure`` the trade-off curves beside their schedules, so the explorer can be driven and checked without
     a browser.
     """
@@ -28,14 +31,20 @@ class PlanExplorer:
         budgets = np.linspace(self.least, self.full, points).astype(int)
         self.curve = {name: [self._plan(int(b), name) for b in budgets] for name in ("optimal", "uniform")}
         self.budgets = budgets
-        self.budget = widgets.IntSlider(
-            value=int(self.full), min=int(self.least), max=int(self.full), step=max(1, (self.full - self.least) // 100),
-            description="budget [B]", continuous_update=False, layout=widgets.Layout(width="480px"),
+        self.budget = widgets.FloatSlider(
+            value=self.full / MIB, min=self.least / MIB, max=self.full / MIB, step=(self.full - self.least) / MIB / 100,
+            readout_format=".3f", description="budget [MiB]", continuous_update=False,
+            style={"description_width": "initial"}, layout={"width": "480px"},
         )  # fmt: skip
         self.output = widgets.Output()
         self.budget.observe(self._replan, names="value")
         self.widget = widgets.VBox([self.budget, self.output])
         self._replan()
+
+    @property
+    def budget_bytes(self) -> int:
+        """The slider's budget in bytes (rounded down: a plan for it fits what the slider shows)."""
+        return int(self.budget.value * MIB)
 
     def _plan(self, budget: int, strategy: str):
         try:
@@ -44,18 +53,18 @@ class PlanExplorer:
             return None
 
     def _replan(self, _change=None) -> None:
-        budget = int(self.budget.value)
+        budget = self.budget_bytes
         self.current = {name: self._plan(budget, name) for name in ("optimal", "uniform")}
         self.figure = fig = Figure(figsize=(12, 4.2), layout="constrained")
         curve, schedules = fig.subfigures(1, 2, width_ratios=(1, 1.2))
         ax = curve.subplots()
         for i, (name, plans) in enumerate(self.curve.items()):
             times = [p.predicted_time if p is not None else np.nan for p in plans]
-            ax.plot(self.budgets / 2**20, times, color=f"C{i}", label=f"{name} (predicted)")
+            ax.plot(self.budgets / MIB, times, color=f"C{i}", label=f"{name} (predicted)")
             chosen = self.current[name]
             if chosen is not None:
-                ax.plot(chosen.predicted_peak / 2**20, chosen.predicted_time, "o", color=f"C{i}")
-        ax.axvline(budget / 2**20, color="0.5", linestyle=":")
+                ax.plot(chosen.predicted_peak / MIB, chosen.predicted_time, "o", color=f"C{i}")
+        ax.axvline(budget / MIB, color="0.5", linestyle=":")
         ax.set(xlabel="budget [MiB]", ylabel="time of a training step [s]")
         ax.legend(fontsize="small")
         plan_schedule(self.current, self.costs, fig=schedules)
