@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make figures   regenerate every paper figure (papers/*/figures, data, executed)"
 	@echo "make test      lint and run the whole test suite (unit, notebooks, golden data)"
-	@echo "make test-browser  run online_training.ipynb in JupyterLab in headless Chromium (needs chromium)"
+	@echo "make test-browser  run online_training.ipynb and start_here.ipynb in JupyterLab in headless Chromium (needs chromium)"
 	@echo "make lab       open JupyterLab on notebooks/"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 
@@ -26,6 +26,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 figures: $(STAMP)
 	$(BIN)/kit figures build
+	$(BIN)/kit figures report
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -37,6 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="override"
     )
+    build.add_argument(
+        "--output",
+        type=Path,
+        help="folder for the outputs (default: the paper's; papers/<paper>/scratch with -p or --smoke)",
+    )
+    build.add_argument(
+        "--dry-run", action="store_true", help="check the parameters and say where outputs go; run nothing"
+    )
+    report = figures.add_parser(
+        "report", help="render each paper's measured results from its figure data into its README"
+    )
+    report.add_argument("--paper", help="only this paper")
     commands.add_parser("doctor", help="check that this environment can run and explore the kit")
     return parser
 
@@ -44,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # which notebook runs is the progress bar's job
     if args.command == "doctor":
         from kit import doctor
 
@@ -62,9 +77,24 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stderr.write(f"{problem}\n")
             sys.stdout.write(f"{len(registry)} figure(s), {len(problems)} problem(s)\n")
             return 1 if problems else 0
+        if args.action == "report":
+            from kit import paths, report
+
+            changed = report.report(figures.select(registry, args.paper), paths.papers())
+            sys.stdout.write("".join(f"updated {path}\n" for path in changed) or "results unchanged\n")
+            return 0
         chosen = figures.select(registry, args.paper, args.figure)
         overrides = {name: _parse_value(value) for name, value in args.parameter}
-        built = figures.build(chosen, overrides=overrides, force=args.force, smoke=args.smoke)
+        options = {"overrides": overrides, "smoke": args.smoke, "output_root": args.output}
+        jobs = figures.plan(chosen, **options)
+        for job in jobs if args.dry_run else []:
+            chosen_values = json.dumps(job.parameters, default=str) if job.parameters else "the notebook's defaults"
+            sys.stderr.write(f"{job.figure.key}: {chosen_values} -> {job.files['data'].parents[1]}\n")
+        for where in sorted({str(job.files["data"].parents[1]) for job in jobs if job.scratch}):
+            sys.stderr.write(f"-p/--smoke outputs go to {where} (the paper's own figures are untouched)\n")
+        if args.dry_run:
+            return 0
+        built = figures.build(chosen, force=args.force, **options)
         sys.stdout.write("".join(f"{path}\n" for path in built))
         return 0
     except (figures.FigureError, FileNotFoundError, ValueError) as exc:

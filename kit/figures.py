@@ -7,6 +7,10 @@ runs the notebook with papermill and leaves, under ``papers/<paper>/``::
     data/<id>.nc                         the data it plots, with provenance attributes
     executed/<id>.ipynb                  the executed notebook, provenance in its metadata
     executed/<id>.sha256                 what was built (notebook, parameters, kit sources)
+
+Only the registry's parameters write there: a build with overrides (``-p``) or at smoke size writes the
+same files under ``papers/<paper>/scratch/`` (or an output folder given), so the paper's outputs are always
+paper-scale.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +35,10 @@ log = logging.getLogger(__name__)
 #: Parameters every figure notebook declares; the runner sets them.
 RUNNER_PARAMETERS = ("figure_id", "output_dir")
 KERNEL = "python3"
+#: The kernel's own warnings (TCP to this machine's loopback without encryption) are noise in a build.
+KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR"]
+#: A report entry's target: a comparison (``within``: in absolute value at most) and a number.
+TARGET = re.compile(r"^\s*(<=|>=|<|>|within)\s*(-?[0-9.eE+-]+)\s*$")
 
 
 class FigureError(Exception):
@@ -47,6 +57,7 @@ class Figure:
     caption: str = ""
     golden: tuple[str, ...] | None = None  # data variables compared with golden files; None: all
     smoke: dict = field(default_factory=dict)  # parameters kept at smoke size (which model, not how big)
+    report: dict = field(default_factory=dict)  # data variable -> {what, target, format} for `kit figures report`
 
     @property
     def key(self) -> str:
@@ -83,7 +94,7 @@ def load_registry(papers_dir: Path | None = None) -> list[Figure]:
         for fig_id, entry in entries.items():
             if not isinstance(entry, dict) or "notebook" not in entry:
                 raise FigureError(f"{registry}: figure {fig_id!r} needs a 'notebook' entry")
-            unknown = sorted(set(entry) - {"notebook", "parameters", "caption", "golden", "smoke"})
+            unknown = sorted(set(entry) - {"notebook", "parameters", "caption", "golden", "smoke", "report"})
             if unknown:
                 raise FigureError(f"{registry}: figure {fig_id!r} has unknown keys {unknown}")
             params, smoke = entry.get("parameters") or {}, entry.get("smoke") or {}
@@ -104,9 +115,41 @@ def load_registry(papers_dir: Path | None = None) -> list[Figure]:
                     entry.get("caption", ""),
                     None if golden is None else tuple(golden),
                     smoke,
+                    _report_entries(registry, fig_id, entry.get("report") or {}),
                 )
             )
     return figures
+
+
+def _targets(target) -> dict[str, str]:
+    """A report target by the coordinates it applies to: ``">= 0.8"`` applies to all (``""``), a mapping
+    ``{"chunk_steps=25": ">= 0.95"}`` to the values at those coordinates."""
+    if target is None:
+        return {}
+    return {str(where): str(t) for where, t in target.items()} if isinstance(target, dict) else {"": str(target)}
+
+
+def _report_entries(registry: Path, fig_id, report) -> dict[str, dict]:
+    """A figure's ``report`` mapping, each entry as ``{what, target, format}`` (a bare string is ``what``)."""
+    if not isinstance(report, dict):
+        raise FigureError(f"{registry}: figure {fig_id!r}: 'report' must map data variables to descriptions")
+    entries = {}
+    for variable, spec in report.items():
+        spec = {"what": spec} if isinstance(spec, str) else spec
+        valid = (
+            isinstance(spec, dict)
+            and set(spec) <= {"what", "target", "format"}
+            and isinstance(spec.get("what", ""), str)
+            and all(TARGET.match(str(t)) for t in _targets(spec.get("target")).values())
+        )
+        if not valid:
+            raise FigureError(
+                f"{registry}: figure {fig_id!r}: report entry {variable!r} must be a description or a mapping "
+                f"with 'what', 'target' (e.g. '>= 0.8', or by coordinates: {{'chunk_steps=25': '>= 0.95'}}) "
+                f"and 'format' (e.g. '.2f')"
+            )
+        entries[str(variable)] = {"what": "", "format": ".3g"} | spec | {"target": _targets(spec.get("target"))}
+    return entries
 
 
 def select(figures: list[Figure], paper: str | None = None, figure: str | None = None) -> list[Figure]:
@@ -160,9 +203,10 @@ def check(figures: list[Figure]) -> list[str]:
     return problems
 
 
-def outputs(fig: Figure, output_root: Path | None = None) -> dict[str, Path]:
-    """Where a figure's files go."""
-    base = Path(output_root) / fig.paper if output_root else fig.folder
+def outputs(fig: Figure, output_root: Path | None = None, *, scratch: bool = False) -> dict[str, Path]:
+    """Where a figure's files go: under ``output_root/<paper>/``, else the paper's folder, or its ``scratch/``
+    for a build that does not use the registry's parameters."""
+    base = Path(output_root) / fig.paper if output_root else fig.folder / "scratch" if scratch else fig.folder
     return {
         "png": base / "figures" / f"{fig.id}.png",
         "pdf": base / "figures" / f"{fig.id}.pdf",
@@ -183,6 +227,27 @@ def build_hash(fig: Figure, parameters: dict) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Job:
+    """One figure to build: its parameters and where its files go."""
+
+    figure: Figure
+    parameters: dict
+    files: dict[str, Path]
+    scratch: bool  # not the registry's parameters: the files go to a scratch or given folder, not the paper's
+
+
+def plan(
+    figures: list[Figure], *, overrides: dict | None = None, smoke: bool = False, output_root: Path | None = None
+) -> list[Job]:
+    """What :func:`build` would run, checked: parameters resolved, output files chosen, nothing executed."""
+    scratch = bool(overrides) or smoke
+    return [
+        Job(fig, resolve_parameters(fig, overrides, smoke=smoke), outputs(fig, output_root, scratch=scratch), scratch)
+        for fig in figures
+    ]
+
+
 def build(
     figures: list[Figure],
     *,
@@ -194,9 +259,10 @@ def build(
 ) -> list[Path]:
     """Build ``figures``; returns the data files written or kept.
 
-    A figure whose notebook, parameters and kit sources are unchanged since its last build is skipped
-    unless ``force``. Every failure is collected; at the end ``FigureError`` lists each with its id,
-    failing cell and executed notebook.
+    With ``overrides`` or ``smoke`` the files go under ``papers/<paper>/scratch/`` (or ``output_root``), never
+    over the paper's own. A figure whose notebook, parameters and kit sources are unchanged since its last
+    build is skipped unless ``force``. Every failure is collected; at the end ``FigureError`` lists each with
+    its id, failing cell and executed notebook.
     """
     from tqdm.auto import tqdm
 
@@ -206,10 +272,10 @@ def build(
             f"the {KERNEL!r} kernel starts {other}, not this environment's {sys.executable}; "
             f"remove the stale kernelspec (jupyter kernelspec remove {KERNEL}) or run from this environment"
         )
-    jobs = [(fig, resolve_parameters(fig, overrides, smoke=smoke)) for fig in figures]
+    jobs = plan(figures, overrides=overrides, smoke=smoke, output_root=output_root)
     written, failures = [], []
-    for fig, params in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
-        files = outputs(fig, output_root)
+    for job in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
+        fig, params, files = job.figure, job.parameters, job.files
         digest = build_hash(fig, params)
         if not force and _up_to_date(files, digest):
             log.info("%s is up to date", fig.key)
@@ -240,6 +306,7 @@ def _run(fig: Figure, params: dict, files: dict[str, Path]) -> Failure | None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
     injected = {**params, "figure_id": fig.id, "output_dir": str(files["data"].parents[1])}
+    started = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(fig.notebook),
@@ -248,6 +315,7 @@ def _run(fig: Figure, params: dict, files: dict[str, Path]) -> Failure | None:
             kernel_name=KERNEL,
             cwd=str(fig.notebook.parent),
             progress_bar=False,
+            extra_arguments=KERNEL_QUIET,
         )
     except PapermillExecutionError as exc:
         first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
@@ -258,16 +326,27 @@ def _run(fig: Figure, params: dict, files: dict[str, Path]) -> Failure | None:
     missing = [str(files[k]) for k in ("png", "pdf", "data") if not files[k].exists()]
     if missing:
         return Failure(fig.key, f"the notebook ran but did not write {missing}", files["executed"])
-    _stamp(fig, params, files)
+    _stamp(fig, params, files, seconds=time.perf_counter() - started)
     return None
 
 
-def _stamp(fig: Figure, params: dict, files: dict[str, Path]) -> None:
-    """Record what was run in the data's attributes and the executed notebook's metadata."""
+def effective_parameters(fig: Figure, params: dict | None = None) -> dict:
+    """Every parameter a build of ``fig`` runs with: the notebook's defaults, then ``params`` (default: the
+    registry's)."""
     declared = notebooks.declared_parameters(fig.notebook)
-    effective = {name: p.default for name, p in declared.items() if name not in RUNNER_PARAMETERS} | params
+    chosen = fig.parameters if params is None else params
+    return {name: p.default for name, p in declared.items() if name not in RUNNER_PARAMETERS} | chosen
+
+
+def _stamp(fig: Figure, params: dict, files: dict[str, Path], seconds: float) -> None:
+    """Record what was run, and how long it took, in the data's attributes and the executed notebook's
+    metadata."""
+    effective = effective_parameters(fig, params)
     # Host, GPU, versions and git state were written by the kernel that made the data (kit.io).
-    stamp = {"provenance_parameters": json.dumps(effective, sort_keys=True, default=str)}
+    stamp = {
+        "provenance_parameters": json.dumps(effective, sort_keys=True, default=str),
+        "provenance_build_seconds": round(seconds, 1),
+    }
     if isinstance(effective.get("seed"), int):
         stamp["provenance_seed"] = effective["seed"]
     stamp["provenance_figure"] = fig.key

@@ -1,6 +1,7 @@
-"""JupyterLab in a real browser: run online_training.ipynb, move a widget, press Start and Stop.
+"""JupyterLab in a real browser: run online_training.ipynb, move a widget, press Start and Stop; run each tour
+(start_here.ipynb) with its dashboards on.
 
-JupyterLab serves a copy of the notebook (``interactive = True`` injected, smoke-sized defaults otherwise) on
+JupyterLab serves a copy of a notebook (``interactive = True`` injected, smoke-sized defaults otherwise) on
 127.0.0.1 at a free port behind a token; the Debian Chromium package, driven by Playwright, opens it. Run with
 ``make test-browser``; without Chromium or Playwright the test is skipped with how to install them.
 """
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.browser
 
 ROOT = paths.root()
 NOTEBOOK = "online_training.ipynb"
+#: Guide notebooks (tests/test_notebooks.py TOURS): each runs with its dashboards on, every cell free of errors.
+TOURS = ["start_here.ipynb"]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -73,24 +76,30 @@ def write_settings(folder) -> None:
         path.write_text(json.dumps(values))
 
 
-def interactive_copy(folder):
+def interactive_copy(folder, name: str = NOTEBOOK):
     """The notebook with ``interactive = True`` in a cell after its parameters cell, as papermill injects it."""
-    nb = nbformat.read(ROOT / "notebooks" / NOTEBOOK, as_version=4)
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     after = next(i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])) + 1
     nb.cells.insert(after, nbformat.v4.new_code_cell("interactive = True", metadata={"tags": ["injected-parameters"]}))
-    nbformat.write(nb, folder / NOTEBOOK)
-    return folder / NOTEBOOK
+    nbformat.write(nb, folder / name)
+    return folder / name
 
 
 @pytest.fixture
-def lab(tmp_path):
+def notebook_name() -> str:
+    """The notebook JupyterLab serves; a test parametrized on ``notebook_name`` serves another."""
+    return NOTEBOOK
+
+
+@pytest.fixture
+def lab(tmp_path, notebook_name):
     """(base URL, token, notebook path) of a JupyterLab serving a copy of the notebook; stopped afterwards,
     kernels and their workers included."""
     import psutil
 
     served = tmp_path / "served"
     served.mkdir()
-    notebook = interactive_copy(served)
+    notebook = interactive_copy(served, notebook_name)
     write_settings(tmp_path / "settings")
     port, token = free_port(), secrets.token_hex(16)
     env = {
@@ -198,51 +207,84 @@ def run_all_cells(page, deadline_s: float = 150.0) -> list[str]:
     return prompts(page)
 
 
-def test_online_training_notebook_runs_and_its_widgets_respond_in_chromium(chromium, playwright, lab, tmp_path):
+@contextlib.contextmanager
+def notebook_page(driver, chromium: str, lab, tmp_path):
+    """A Chromium page on the served notebook once its kernel is idle; on a failure, a screenshot and the page's
+    HTML are left in ``tmp_path``."""
     base, token, notebook = lab
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-            wait_for_kernel(base, token)
-            shown = run_all_cells(page)
-            errors = page.locator(".jp-OutputArea-output", has_text="Traceback (most recent call last)")
-            assert errors.count() == 0, errors.all_inner_texts()
-            assert shown and all(re.fullmatch(r"\[\d+\]:", p) for p in shown), f"cells not all run: {shown}"
+    browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{base}/lab/tree/{notebook.name}?token={token}")
+        wait_for_kernel(base, token)
+        yield page
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        (tmp_path / "failure.html").write_text(page.content())
+        raise
+    finally:
+        browser.close()
 
-            # The simulator explorer: typing a value into the 'left' slider reruns the simulation.
-            explorer = page.locator(".widget-hbox", has=page.locator(".widget-label", has_text=re.compile(r"^left$")))
-            image = explorer.first.locator(".widget-output img").first
-            before = image.get_attribute("src")
-            readout = explorer.first.locator(".widget-hslider", has_text="left").locator(".widget-readout")
-            readout.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("150")
-            page.keyboard.press("Enter")
-            wait_for(lambda: image.get_attribute("src") != before, "the field to redraw after moving 'left'")
-            assert readout.inner_text().strip().startswith("150")
 
-            # The study monitor: Start draws live frames, Stop (if the study has not ended yet) keeps the result.
-            button(page, "Start").click()
-            status = page.locator(".widget-label", has_text=re.compile(r"^(ready|running|stopping|stopped|finished)"))
-            status.filter(has_text=re.compile(r"^(running: batch|stopped|finished)")).wait_for(timeout=60_000)
-            stop = button(page, "Stop")
-            if stop.is_enabled():
-                stop.click(force=True)
-            status.filter(has_text=re.compile(r"^(stopped|finished): \d+ batches")).wait_for(timeout=60_000)
-            assert page.locator(".widget-image").first.get_attribute("src")
-            assert errors.count() == 0, errors.all_inner_texts()
+def tracebacks(page):
+    return page.locator(".jp-OutputArea-output", has_text="Traceback (most recent call last)")
 
-            # Saved from the browser, the notebook has run every code cell and holds no error output.
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
-            page.get_by_role("menuitem", name=re.compile(r"^Save Notebook")).first.click()
-            wait_for(lambda: all(c.execution_count for c in code_cells(notebook)), "the browser to save the notebook")
-            failed = [o for c in code_cells(notebook) for o in c.outputs if o.output_type == "error"]
-            assert not failed, failed
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            (tmp_path / "failure.html").write_text(page.content())
-            raise
-        finally:
-            browser.close()
+
+def run_all_without_errors(page, deadline_s: float = 150.0) -> None:
+    """Run All Cells; every code cell ran (a prompt with its number) and none shows a traceback."""
+    shown = run_all_cells(page, deadline_s)
+    errors = tracebacks(page)
+    assert errors.count() == 0, errors.all_inner_texts()
+    assert shown and all(re.fullmatch(r"\[\d+\]:", p) for p in shown), f"cells not all run: {shown}"
+
+
+def save_and_check_outputs(page, notebook) -> None:
+    """Saved from the browser, the notebook has run every code cell and holds no error output."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Save Notebook")).first.click()
+    wait_for(lambda: all(c.execution_count for c in code_cells(notebook)), "the browser to save the notebook")
+    failed = [o for c in code_cells(notebook) for o in c.outputs if o.output_type == "error"]
+    assert not failed, failed
+
+
+def test_online_training_notebook_runs_and_its_widgets_respond_in_chromium(chromium, playwright, lab, tmp_path):
+    _, _, notebook = lab
+    with playwright.sync_playwright() as driver, notebook_page(driver, chromium, lab, tmp_path) as page:
+        run_all_without_errors(page)
+
+        # The simulator explorer: typing a value into the 'left' slider reruns the simulation.
+        explorer = page.locator(".widget-hbox", has=page.locator(".widget-label", has_text=re.compile(r"^left$")))
+        image = explorer.first.locator(".widget-output img").first
+        before = image.get_attribute("src")
+        readout = explorer.first.locator(".widget-hslider", has_text="left").locator(".widget-readout")
+        readout.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("150")
+        page.keyboard.press("Enter")
+        wait_for(lambda: image.get_attribute("src") != before, "the field to redraw after moving 'left'")
+        assert readout.inner_text().strip().startswith("150")
+
+        # The study monitor: Start draws live frames, Stop (if the study has not ended yet) keeps the result.
+        button(page, "Start").click()
+        status = page.locator(".widget-label", has_text=re.compile(r"^(ready|running|stopping|stopped|finished)"))
+        status.filter(has_text=re.compile(r"^(running: batch|stopped|finished)")).wait_for(timeout=60_000)
+        stop = button(page, "Stop")
+        if stop.is_enabled():
+            stop.click(force=True)
+        status.filter(has_text=re.compile(r"^(stopped|finished): \d+ batches")).wait_for(timeout=60_000)
+        assert page.locator(".widget-image").first.get_attribute("src")
+        assert tracebacks(page).count() == 0, tracebacks(page).all_inner_texts()
+
+        save_and_check_outputs(page, notebook)
+
+
+@pytest.mark.parametrize("notebook_name", TOURS)
+def test_tour_runs_with_its_dashboards_in_chromium(chromium, playwright, lab, tmp_path, notebook_name):
+    _, _, notebook = lab
+    with playwright.sync_playwright() as driver, notebook_page(driver, chromium, lab, tmp_path) as page:
+        run_all_without_errors(page, deadline_s=300.0)
+        widgets = page.locator(".jp-OutputArea-output .jupyter-widgets")
+        assert widgets.count() >= 1, "no widget rendered with interactive = True"
+        broken = page.locator(".jp-OutputArea-output", has_text="Error displaying widget")
+        assert broken.count() == 0, broken.all_inner_texts()
+        save_and_check_outputs(page, notebook)

@@ -59,8 +59,16 @@ def test_build_with_parameter_and_failure_exit_status(tmp_path):
     write_notebook(tmp_path / "notebooks" / "nb.ipynb", params, body)
     (tmp_path / "papers" / "p").mkdir(parents=True)
     (tmp_path / "papers" / "p" / "figures.yaml").write_text("figures:\n  f: {notebook: notebooks/nb.ipynb}\n")
+    planned = kit("figures", "build", "-p", "n", "3", "--dry-run", root=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert f'p/f: {{"n": 3}} -> {tmp_path / "papers" / "p" / "scratch"}' in planned.stderr
+    assert not (tmp_path / "papers" / "p" / "scratch").exists()
     ok = kit("figures", "build", "-p", "n", "3", root=tmp_path)
     assert ok.returncode == 0, ok.stderr
+    assert "(the paper's own figures are untouched)" in ok.stderr
+    assert (tmp_path / "papers" / "p" / "scratch" / "data" / "f.nc").exists()
+    assert not (tmp_path / "papers" / "p" / "data").exists()
+    assert kit("figures", "build", root=tmp_path).returncode == 0
     assert (tmp_path / "papers" / "p" / "data" / "f.nc").exists()
     failed = kit("figures", "build", "-p", "n", "30", root=tmp_path)
     assert failed.returncode == 1

@@ -9,10 +9,18 @@ golden variables and dimensions; the values of the variables its registry entry 
 import pytest
 import xarray as xr
 
-from kit import figures, io, paths
+from kit import figures, io, notebooks, paths, report
 
 GOLDEN = paths.root() / "tests" / "golden"
 REGISTRY = figures.load_registry()
+#: Lines that are noise in an executed notebook: the torch profiler's backend, the kernel's transport warning.
+NOISE = ("USDT:", "STAGE:", "SyncActivityProfilerHandler", "without encryption")
+
+
+def noisy_lines(executed) -> list[str]:
+    """Output lines of an executed notebook that hold known noise."""
+    texts = [out.get("text", "") for cell in executed.cells for out in cell.get("outputs", [])]
+    return [line for text in texts for line in text.splitlines() if any(noise in line for noise in NOISE)]
 
 
 @pytest.mark.parametrize("fig", REGISTRY, ids=lambda f: f.key)
@@ -28,3 +36,6 @@ def test_smoke_figure_data_matches_golden(fig, tmp_path, update_golden):
     assert {name: data[name].dims for name in data.data_vars} == {name: expected[name].dims for name in expected}
     compared = list(expected.data_vars) if fig.golden is None else list(fig.golden)
     xr.testing.assert_allclose(data[compared], expected[compared], rtol=1e-9, atol=1e-9)
+    assert noisy_lines(notebooks.read(built.parents[1] / "executed" / f"{fig.id}.ipynb")) == []
+    rendered = report.render([fig], {fig.id: report.summarise(fig, data)})  # its reported variables exist
+    assert rendered.count("\n| `") == len(fig.report)

@@ -8,9 +8,15 @@ counters (``memory_allocated``, ``max_memory_allocated`` after a reset). Never p
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
+
+# Kineto, the CPU profiler's backend, prints "USDT: ... profiler_start/stop" to stderr around every trace at
+# a level above its errors (5 of 0-5): only 6 silences it. Read when the first trace starts; a user's own
+# KINETO_LOG_LEVEL wins.
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
 
 def now(device: torch.device) -> float:
