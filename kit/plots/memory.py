@@ -36,7 +36,7 @@ def _tradeoff_panels(fig, data: xr.Dataset, chains: list) -> None:
         ax.set(
             xlabel="peak memory of a training step [MiB]",
             ylabel="time of a training step [s]",
-            title=f"{chain or ''} (best optimal / uniform time {ratio:.2f}, target <= 0.85)",
+            title=f"{chain or ''}\nbest optimal / uniform time {ratio:.2f} (target <= 0.85)",
         )
     axes[-1].legend(handles=_tradeoff_handles(data.strategy.values), fontsize="x-small", loc="upper left",
                     bbox_to_anchor=(1.02, 1.0))  # fmt: skip
