@@ -25,7 +25,14 @@ def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
         return
     if client is None:
         with (
-            LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            # No dashboard; its HTTP routes on a free loopback port (None would try 8787 and warn when taken).
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
+            ) as cluster,
             Client(cluster) as owned,
         ):
             yield owned

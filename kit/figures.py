@@ -274,8 +274,10 @@ def build(
         )
     jobs = plan(figures, overrides=overrides, smoke=smoke, output_root=output_root)
     written, failures = [], []
-    for job in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
+    bar = tqdm(jobs, desc="figures", unit="figure", disable=not progress)
+    for job in bar:
         fig, params, files = job.figure, job.parameters, job.files
+        bar.set_postfix_str(fig.key)
         digest = build_hash(fig, params)
         if not force and _up_to_date(files, digest):
             log.info("%s is up to date", fig.key)

@@ -99,9 +99,9 @@ def render(figures: list[Figure], results: dict) -> str:
             "| variable | where | value | target |",
             "|---|---|---|---|",
         ]
-        specs = {name: fig.report.get(name, {"what": "", "target": {}, "format": ".3g"}) for name in found["variables"]}
-        for name, rows in found["variables"].items():
-            for i, row in enumerate(_shown(rows)):
+        specs = {name: spec for name, spec in fig.report.items() if name in found["variables"]}  # registry order
+        for name in specs:
+            for i, row in enumerate(_shown(found["variables"][name])):
                 value, target = _format(row, specs[name]["format"]), _verdict(specs[name]["target"], row)
                 lines.append(f"| {f'`{name}`' if i == 0 else ''} | {row['where']} | {value} | {target} |")
         lines += ["", *(f"- `{name}`: {spec['what']}" for name, spec in specs.items() if spec["what"]), ""]
@@ -173,6 +173,8 @@ def _shown(rows: list[dict]) -> list[dict]:
     if len(rows) <= MAX_ROWS:
         return rows
     values = [row["value"] for row in rows if isinstance(row["value"], int | float)]
+    if not values:
+        return [{"where": f"all {len(rows)} values", "value": None}]
     return [{"where": f"all {len(rows)} values", "value": None, "min": min(values), "max": max(values)}]
 
 

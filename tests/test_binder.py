@@ -37,10 +37,11 @@ def test_the_image_builds_the_conda_environment_of_binder_then_installs_the_kit(
     assert "pip install --no-deps -e ." in commands
 
 
-def test_the_image_uses_python_311_and_the_badge_opens_jupyterlab_on_the_notebooks(dockerfile):
+def test_the_image_uses_python_311_and_the_badge_opens_jupyterlab_on_the_tour(dockerfile):
     assert re.search(r"^python=3\.11$|- python=3\.11", (ROOT / "binder" / "environment.yml").read_text(), re.M)
     assert "jupyterlab" in (ROOT / "binder" / "environment.yml").read_text()
     badge = re.search(r"\(https://mybinder\.org/v2/gh/([^)]+)\)", (ROOT / "README.md").read_text())
     assert badge, "README.md has no Binder badge"
-    assert badge.group(1).endswith("?urlpath=lab/tree/notebooks"), badge.group(1)
-    assert (ROOT / "notebooks").is_dir()
+    path = badge.group(1).split("?urlpath=lab/tree/", 1)
+    assert len(path) == 2 and path[1] == "notebooks/start_here.ipynb", badge.group(1)
+    assert (ROOT / path[1]).is_file()

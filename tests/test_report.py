@@ -36,6 +36,7 @@ def data() -> xr.Dataset:
             "ratio_high": ratio + 0.1,
             "error": ("run", [-0.05, 0.2]),
             "many": ("cell", np.arange(30.0)),
+            "unknown": ("cell", np.full(30, np.nan)),
         },
         attrs=attrs,
     )
@@ -51,6 +52,7 @@ def test_render_lists_values_intervals_targets_and_provenance():
             },
             "error": {"what": "relative error", "target": "within 0.1", "format": "+.0%"},
             "many": {"target": "<= 10", "format": ".0f"},
+            "unknown": {"target": "<= 10"},
         }
     )
     text = report.render([fig], {"fig": report.summarise(fig, data())})
@@ -64,6 +66,7 @@ def test_render_lists_values_intervals_targets_and_provenance():
         "| `error` | run=0 | -5% | within 0.1 met |",
         "|  | run=1 | +20% | within 0.1 missed |",
         "| `many` | all 30 values | 0 to 29 | <= 10 partly met |",
+        "| `unknown` | all 30 values | n/a | <= 10 n/a |",
     ]
     assert "- `ratio`: kit / plain" in text and "- `error`: relative error" in text
 
