@@ -42,6 +42,8 @@ def summarise(fig: Figure, data) -> dict:
         "build_seconds": _number(attrs.get("provenance_build_seconds")),
         "variables": {},
     }
+    if "recorded" in attrs and "device" in attrs:  # drawn from a run recorded elsewhere (e.g. on a GPU)
+        summary["recorded"] = f"{attrs['device']}, {str(attrs['recorded'])[:10]}"
     for name in fig.report:
         if name not in data.data_vars:
             raise FigureError(
@@ -213,7 +215,8 @@ def _provenance(found: dict) -> str:
     commit = found["commit"][:7] + (" with uncommitted changes" if found["dirty"] else "")
     built = f", built in {_duration(found['build_seconds'])}" if found.get("build_seconds") else ""
     gpu = "" if found["host_gpu"] in ("none", "unknown") else f", {found['host_gpu']}"
-    return f"commit {commit}, {found['created'][:10]}, {found['host_cpu']}{gpu}{built}"
+    recorded = f"; values from the run recorded on {found['recorded']}" if found.get("recorded") else ""
+    return f"commit {commit}, {found['created'][:10]}, {found['host_cpu']}{gpu}{built}{recorded}"
 
 
 def _duration(seconds: float) -> str:

@@ -69,6 +69,9 @@ def test_render_lists_values_intervals_targets_and_provenance():
         "| `unknown` | all 30 values | n/a | <= 10 n/a |",
     ]
     assert "- `ratio`: kit / plain" in text and "- `error`: relative error" in text
+    recorded = data().assign_attrs(device="NVIDIA H100 80GB HBM3", recorded="2026-11-27T08:28:05+00:00")
+    text = report.render([fig], {"fig": report.summarise(fig, recorded)})
+    assert "built in 1 min 15 s; values from the run recorded on NVIDIA H100 80GB HBM3, 2026-11-27)" in text
 
 
 def test_unknown_variable_and_bad_entries_are_named():
