@@ -48,6 +48,9 @@ class Intake:
         with self.lock:
             takes = []  # new steps of the chunks since the last store: (simulation, unit, times, fields, steps)
             for message in messages:
+                if message.kind == CHUNK and self.rate is not None and takes:
+                    self._keep(takes)  # the rate limit reads the buffer: store what this delivery took so far
+                    takes = []
                 if message.kind == CHUNK and (self.held is not None or self.rate_limited()):
                     self._keep(takes)
                     takes = []
