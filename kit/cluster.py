@@ -8,6 +8,10 @@ import logging
 
 log = logging.getLogger(__name__)
 
+#: Loggers that report a closing cluster's own shutdown (a worker's heartbeat to a scheduler already gone, a
+#: nanny killing a worker slow to exit on a busy machine): noise when the kit closes a cluster it started.
+SHUTDOWN_LOGGERS = ("distributed.worker", "distributed.nanny", "distributed.core", "distributed.comm")
+
 
 @contextlib.contextmanager
 def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
@@ -25,6 +29,7 @@ def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
         return
     if client is None:
         with (
+            _quiet_shutdown() as silence,
             # No dashboard; its HTTP routes on a free loopback port (None would try 8787 and warn when taken).
             LocalCluster(
                 n_workers=n_workers,
@@ -35,7 +40,10 @@ def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
             ) as cluster,
             Client(cluster) as owned,
         ):
-            yield owned
+            try:
+                yield owned
+            finally:
+                silence(owned)
         return
     if not isinstance(client, str):
         raise TypeError(f"client must be None, a scheduler address or a distributed.Client, got {client!r}")
@@ -48,3 +56,30 @@ def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
         ) from exc
     with owned:
         yield owned
+
+
+def _silence(level: int = logging.CRITICAL) -> dict[str, int]:
+    """Set this process's shutdown loggers to ``level``; their former levels."""
+    former = {name: logging.getLogger(name).level for name in SHUTDOWN_LOGGERS}
+    for name in SHUTDOWN_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    return former
+
+
+@contextlib.contextmanager
+def _quiet_shutdown():
+    """Yield ``silence(client)``, to call just before the kit closes its own cluster: the shutdown loggers of
+    its workers are silenced for good, those of this process (the nannies) until this context exits.
+    Work done before is unaffected: its errors were raised or logged already."""
+    former = {}
+
+    def silence(client):
+        with contextlib.suppress(Exception):  # a broken cluster closes as it can, a hung worker is not waited for
+            client.sync(client._run, _silence, on_error="ignore", callback_timeout=5)
+        former.update(_silence())
+
+    try:
+        yield silence
+    finally:
+        for name, level in former.items():
+            logging.getLogger(name).setLevel(level)

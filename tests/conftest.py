@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/ from the current code")
     parser.addoption("--browser", action="store_true", help="run the real-browser tests (make test-browser)")
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: a process per core, at most four (each test file may start a dask cluster of its own)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,12 +36,9 @@ def update_golden(request) -> bool:
 @pytest.fixture(scope="module")
 def cluster_client():
     """A real LocalCluster of two single-thread worker processes, shared by the tests of one module."""
-    from distributed import Client, LocalCluster
+    from kit.cluster import connect
 
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    with connect(None, n_workers=2) as client:
         yield client
 
 

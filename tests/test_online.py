@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from distributed import Client
 
+from kit.cluster import connect
 from kit.online import OnlineStudy, ValidationSet
 from kit.simulators import Heat2D
 from kit.simulators.faulty import Faulty
@@ -29,12 +30,7 @@ def own_client():
     """A LocalCluster of its own, for a test that kills or restarts a worker: dask's LocalCluster closes a
     worker for good when it is down again when the check of an earlier loss of it comes (15 s later), so
     such tests must not share a cluster."""
-    from distributed import LocalCluster
-
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    with connect(None, n_workers=2) as client:
         yield client
 
 
@@ -80,7 +76,7 @@ def test_steps_train_while_the_first_simulation_runs(client):
 
 def test_study_trains_and_reports_metrics(client):
     sim = Heat2D(n=12, steps=10)
-    validation = ValidationSet.simulate(sim, 3, seed=2, client=client)
+    validation = ValidationSet.simulate(sim, 4, seed=2, client=client)
     # The rate limit fixes the training per simulation (10 batches), whatever the machine's speed.
     study = small_study(
         sim, client, n_simulations=10, validation=validation, validate_every=5, batches_per_simulation=10

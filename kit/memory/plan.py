@@ -104,7 +104,7 @@ def _optimal(
         segments(0, last, uniform_bounds(costs.length, k)) for k in range(2, costs.length + 1)
     ]
     if np.isfinite(table[0, last][m]):
-        trees.append(_rebuild(choice, 0, last, m, costs, slot, offload))
+        trees.append(_rebuild(choice, 0, last, m, _sizes(costs, slot, offload)))
     else:
         trees.append(least_schedule(costs, slots))
     scored = []
@@ -164,7 +164,7 @@ def least_schedule(costs: Costs, slots: int = 500):
     table, choice = _program(costs, most, slot)
     last = costs.length - 1
     m = int(np.flatnonzero(np.isfinite(table[0, last]))[0])
-    return _rebuild(choice, 0, last, m, costs, slot)
+    return _rebuild(choice, 0, last, m, _sizes(costs, slot))
 
 
 def budgets_between(costs: Costs, fractions, slots: int = 500) -> np.ndarray:
@@ -245,53 +245,50 @@ def _program(costs: Costs, m_max: int, slot: int, offload: dict | None = None):
     grad = size["grad"]
     grads = np.concatenate([[0], np.cumsum(grad)])  # grads[b] - grads[a]: parameter gradients of stages a..b-1
     uf, ub = np.asarray(costs.uf, dtype=float), np.asarray(costs.ub, dtype=float)
-    memory = np.arange(m_max + 1)
     table = np.empty((n, n), dtype=object)
     choice = np.empty((n, n), dtype=object)
+    # A schedule fits every budget from its need up: each candidate fills a suffix [lo:] of the table row.
+    end = m_max + 1
     for length in range(1, n + 1):
         for s in range(0, n - length + 1):
             t = s + length - 1
-            best = np.full(m_max + 1, np.inf)
-            pick = np.full(m_max + 1, -1)
+            best = np.full(end, np.inf)
+            pick = np.full(end, -1)
             # Keep: forward s with grad, the rest within what is left, backward s.
             forward_peak = x[t] + xbar[s] + ftmp[s]
             # The backward of s runs with the parameter gradients of s + 1..t already allocated.
             backward_peak = (grads[t + 1] - grads[s + 1]) + grad_in[s] + grad[s] + btmp[s]
             if s == t:
-                need = max(forward_peak, x[t] + xbar[s] + backward_peak)
-                keep = np.where(memory >= need, uf[s] + ub[s], np.inf)
+                lo = int(max(forward_peak, x[t] + xbar[s] + backward_peak))
+                best[lo:], pick[lo:] = uf[s] + ub[s], 0
             else:
-                need = max(forward_peak, xbar[s] + x[s] + backward_peak)
-                keep = np.full(m_max + 1, np.inf)
-                inside = memory >= max(need, hold[s])
-                keep[inside] = uf[s] + ub[s] + penalty[s] + table[s + 1, t][memory[inside] - hold[s]]
-            better = keep < best
-            best[better], pick[better] = keep[better], 0
+                lo, kept = int(max(forward_peak, xbar[s] + x[s] + backward_peak, hold[s])), int(hold[s])
+                if lo < end:
+                    best[lo:] = uf[s] + ub[s] + penalty[s] + table[s + 1, t][lo - kept : end - kept]
+                    pick[lo:][np.isfinite(best[lo:])] = 0
             # Checkpoint at split: a sweep without grad keeps a[split - 1], then right, then left.
             sweep_time, sweep_peak = 0.0, 0
             for split in range(s + 1, t + 1):
                 j = split - 1
                 sweep_time += uf[j]
                 sweep_peak = max(sweep_peak, x[t] + (x[j - 1] if j > s else 0) + x[j] + fn_tmp[j])
-                held = grads[t + 1] - grads[split]  # parameter gradients of split..t, held while left runs
-                inside = memory >= max(sweep_peak, x[j], held)
-                candidate = np.full(m_max + 1, np.inf)
-                right = table[split, t][memory[inside] - x[j]]
-                candidate[inside] = sweep_time + right + table[s, j][memory[inside] - held]
-                better = candidate < best
-                best[better], pick[better] = candidate[better], split
+                held = int(grads[t + 1] - grads[split])  # parameter gradients of split..t, held while left runs
+                lo, right = int(max(sweep_peak, x[j], held)), int(x[j])
+                if lo >= end:
+                    continue
+                candidate = sweep_time + table[split, t][lo - right : end - right] + table[s, j][lo - held : end - held]
+                better = candidate < best[lo:]
+                best[lo:][better], pick[lo:][better] = candidate[better], split
             table[s, t], choice[s, t] = best, pick
     return table, choice
 
 
-def _rebuild(choice, s: int, t: int, m: int, costs: Costs, slot: int, offload: dict | None = None):
-    """The schedule tree the program chose for stages ``s..t`` within ``m`` slots."""
-    size = _sizes(costs, slot, offload)
+def _rebuild(choice, s: int, t: int, m: int, size: dict[str, np.ndarray]):
+    """The schedule tree the program chose for stages ``s..t`` within ``m`` slots (``size``: its ``_sizes``)."""
     pick = int(choice[s, t][m])
     if pick == 0:
-        rest = _rebuild(choice, s + 1, t, m - int(size["hold"][s]), costs, slot, offload) if s < t else None
-        return Keep(s, rest)
+        return Keep(s, _rebuild(choice, s + 1, t, m - int(size["hold"][s]), size) if s < t else None)
     j = pick - 1
-    right = _rebuild(choice, pick, t, m - int(size["x"][j]), costs, slot, offload)
+    right = _rebuild(choice, pick, t, m - int(size["x"][j]), size)
     held = int(size["grad"][pick : t + 1].sum())
-    return Checkpoint(s, pick, right, _rebuild(choice, s, j, m - held, costs, slot, offload))
+    return Checkpoint(s, pick, right, _rebuild(choice, s, j, m - held, size))

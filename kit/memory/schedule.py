@@ -61,7 +61,9 @@ class Costs:
 
     def grads(self, s: int, t: int) -> int:
         """Bytes of the parameter gradients of stages ``s..t``."""
-        return 0 if self.grad is None or s > t else int(np.sum(self.grad[s : t + 1]))
+        if self.grad is None or s > t:
+            return 0
+        return int(self.grad[s]) if s == t else int(np.sum(self.grad[s : t + 1]))
 
     @property
     def length(self) -> int:
