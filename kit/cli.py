@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"-p/--smoke outputs go to {where} (the paper's own figures are untouched)\n")
         if args.dry_run:
             return 0
-        built = figures.build(chosen, force=args.force, **options)
+        built = figures.run(jobs, force=args.force)
         sys.stdout.write("".join(f"{path}\n" for path in built))
         return 0
     except (figures.FigureError, FileNotFoundError, ValueError) as exc:

@@ -264,6 +264,11 @@ def build(
     build is skipped unless ``force``. Every failure is collected; at the end ``FigureError`` lists each with
     its id, failing cell and executed notebook.
     """
+    return run(plan(figures, overrides=overrides, smoke=smoke, output_root=output_root), force=force, progress=progress)
+
+
+def run(jobs: list[Job], *, force: bool = False, progress: bool = True) -> list[Path]:
+    """Run the planned ``jobs`` (:func:`plan`) as :func:`build` does; returns the data files written or kept."""
     from tqdm.auto import tqdm
 
     other = kernel_python()
@@ -272,7 +277,6 @@ def build(
             f"the {KERNEL!r} kernel starts {other}, not this environment's {sys.executable}; "
             f"remove the stale kernelspec (jupyter kernelspec remove {KERNEL}) or run from this environment"
         )
-    jobs = plan(figures, overrides=overrides, smoke=smoke, output_root=output_root)
     written, failures = [], []
     bar = tqdm(jobs, desc="figures", unit="figure", disable=not progress)
     for job in bar:

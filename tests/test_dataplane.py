@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import zmq
 
+from kit.online import dataplane
 from kit.online.dataplane import (
     CHUNK,
     END,
+    KEPT,
     START,
     Endpoint,
     MalformedMessage,
@@ -20,6 +22,7 @@ from kit.online.dataplane import (
     Unreachable,
     decode,
     encode,
+    kept_connection,
     pending_bound,
 )
 
@@ -153,3 +156,41 @@ def test_an_unreachable_study_fails_the_simulation_task_naming_the_address(clust
     future = cluster_client.submit(simulate, sim, endpoint, [300.0] * 5, 0, 0, 1, 2, pure=False)
     with pytest.raises(Unreachable, match=address):
         future.result(timeout=120)
+
+
+def test_a_thread_keeps_one_connection_per_study_epoch_across_simulations_and_closes_the_oldest():
+    got = []
+    receiver = Receiver("tcp://127.0.0.1:*", got.extend).start()
+    endpoints = [Endpoint(receiver.address, "test", epoch) for epoch in range(1, KEPT + 2)]
+
+    def simulate(endpoint, sim_id):
+        with Sender(endpoint, sim_id, 1, keep=True) as sender:
+            sender.chunk([1], [0.0], np.full((1, 3), sim_id, np.float32), 0.0, 0.0)
+            sender.end(1)
+            return sender.connection
+
+    first, second = simulate(endpoints[0], 0), simulate(endpoints[0], 1)
+    assert first is second and not first.socket.closed  # the second simulation reused the first's socket
+    for sim_id, endpoint in enumerate(endpoints[1:], start=2):
+        simulate(endpoint, sim_id)
+    assert first.socket.closed  # past KEPT study epochs, the oldest connection closed
+    assert kept_connection(endpoints[-1]) is not first
+    _until(lambda: len(got) == 2 * (KEPT + 2))
+    receiver.close()
+    chunks = [(m.epoch, m.sim_id, float(m.fields[0, 0])) for m in got if m.kind == CHUNK]
+    assert sorted(chunks) == [(1, 0, 0.0), (1, 1, 1.0)] + [(e, e, float(e)) for e in range(2, KEPT + 2)]
+    for endpoint in endpoints:
+        dataplane._forget(endpoint)
+
+
+def test_a_kept_connection_to_a_lost_study_is_closed_and_not_reused():
+    receiver = Receiver("tcp://127.0.0.1:*", lambda messages: None).start()
+    endpoint = Endpoint(receiver.address, "test", 1, send_timeout=1.0, poll=0.2)
+    with pytest.raises(Orphaned), Sender(endpoint, 0, 1, keep=True) as sender:
+        sender.start("worker")
+        lost = sender.connection
+        receiver.close()
+        for step in range(1, 10_000):
+            sender.chunk([step], [0.0], np.ones((1, 1 << 14), np.float32), 0.0, 0.0)
+    assert lost.socket.closed and kept_connection(endpoint) is not lost
+    dataplane._forget(endpoint)

@@ -486,7 +486,9 @@ def pick_freeze_fields(sim, study_seed, n_groups, step):
 
     sampler_seed = np.random.SeedSequence(study_seed).spawn(3)[0]  # the study's sampler stream
     points = PickFreezeSampler(sim.space, sampler_seed).ask(n_groups * (sim.space.dim + 2))
-    fields = [sim.trajectory(p, seed=simulation_seed(study_seed, i)).values[step - 1] for i, p in enumerate(points)]
+    group = sim.space.dim + 2  # the rows of a group share its first row's seed
+    fields = [sim.trajectory(p, seed=simulation_seed(study_seed, i - i % group)).values[step - 1]
+              for i, p in enumerate(points)]  # fmt: skip
     return np.array(fields, dtype=np.float32).reshape(n_groups, sim.space.dim + 2, *fields[0].shape)
 
 
@@ -508,6 +510,8 @@ def test_one_simulation_budget_gives_the_surrogate_and_the_sobol_maps(client, tm
     result = study.run(progress=False)
     assert result.accounting["balanced"] == 1 and study.trainer.batches > 0
     assert maps.n_groups == 4 and maps.pending == 0
+    seeds = np.array([study.ledger.simulations[i].seed for i in range(4 * (d + 2))]).reshape(4, d + 2)
+    assert (seeds == seeds[:, :1]).all() and len(set(seeds[:, 0])) == 4  # one seed a pick-freeze group
     batch = IterativeSobol(d, (8, 8))
     batch.update(pick_freeze_fields(sim, 5, 4, step=4))
     np.testing.assert_allclose(result.sensitivity.ST.sel(step=4), batch.total_order, atol=1e-10)
@@ -524,11 +528,13 @@ def test_a_redrawn_pick_freeze_simulation_drops_its_group(client, tmp_path):
 
     sim = Heat2D(n=8, steps=3)
     d = sim.space.dim
-    faulty = Faulty(sim, "exception", tmp_path / "m", at_step=1, times=None, only=[simulation_seed(5, 0)])
+    # The rows of group 0 share its seed: the fault strikes the first of them to run, once.
+    faulty = Faulty(sim, "exception", tmp_path / "m", at_step=1, times=1, only=[simulation_seed(5, 0)])
     maps = FieldSobol(d, (8, 8), steps=[3])
     study = small_study(faulty, client, n_simulations=2 * (d + 2), sampler="pick_freeze", sensitivity=maps, retries=0)
     result = study.run(progress=False)
-    assert result.simulations.status.sel(simulation=0) == "redrawn"
+    redrawn = result.simulations.simulation.values[result.simulations.status.values == "redrawn"]
+    assert len(redrawn) == 1 and redrawn[0] < d + 2
     assert maps.discarded == {0} and maps.n_groups == 1  # group 1 complete, group 2 holds one simulation
     assert result.sensitivity.attrs["discarded_groups"] == 1
 

@@ -92,8 +92,9 @@ def plan(profile, budget: int | None = None, strategy: str = "optimal", *, slots
 def _optimal(
     costs: Costs, budget: int | None, slots: int, offloaded=(), link=None, strategy="optimal", *, explain=True
 ) -> Plan:
-    slot, most = _slot(costs, slots)
-    budget_bytes = _ceiling(costs) if budget is None else int(budget)
+    ceiling = _ceiling(costs)
+    slot, most = _slot(costs, slots, ceiling)
+    budget_bytes = ceiling if budget is None else int(budget)
     m = min(max(budget_bytes - int(costs.loss_bytes), 0) // slot, most)  # the loss is held for the whole step
     offload = _offload_terms(costs, offloaded, link)
     table, choice = _program(costs, m, slot, offload)
@@ -183,12 +184,13 @@ def _ceiling(costs: Costs) -> int:
     return simulate(costs, operations(store_all(0, costs.length - 1)))[0]
 
 
-def _slot(costs: Costs, slots: int) -> tuple[int, int]:
+def _slot(costs: Costs, slots: int, ceiling: int | None = None) -> tuple[int, int]:
     """Bytes per slot of the program, 1/``slots`` of store-all's peak whatever the budget, and the most slots
-    worth counting: beyond them the budget holds store-all's peak, which no plan beats."""
+    worth counting: beyond them the budget holds store-all's peak (``ceiling``, simulated when not given),
+    which no plan beats."""
     if isinstance(slots, bool) or not isinstance(slots, int | np.integer) or slots < 1:
         raise ValueError(f"slots must be an int >= 1, got {slots!r}")
-    ceiling = _ceiling(costs)
+    ceiling = _ceiling(costs) if ceiling is None else ceiling
     slot = max(1, -(-ceiling // int(slots)))
     # Rounding sizes up to slots can push store-all past ceiling // slot: leave room for it.
     return slot, ceiling // slot + 8 * costs.length

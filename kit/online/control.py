@@ -59,10 +59,9 @@ class Control:
         """Settle finished simulations; retry failed, hung and incomplete ones."""
         with self.lock:
             verdicts = [(sim, self._verdict(sim)) for sim in list(self.ledger.running.values())]
+        self._complete([sim for sim, verdict in verdicts if verdict == "complete"])
         for sim, verdict in verdicts:
-            if verdict == "complete":
-                self._complete(sim)
-            elif verdict is not None:
+            if verdict is not None and verdict != "complete":
                 if verdict.endswith(HUNG):
                     self._restart_worker_of(self.futures[sim.sim_id])
                 self._failed(sim, verdict)
@@ -85,21 +84,25 @@ class Control:
         for run in ends:
             if run.reported != sim.steps:
                 return f"it made {run.reported} steps, the simulator declares {sim.steps}"
-            if run.arrived == run.reported and sim.n_received == sim.steps:
-                return "complete"
+        if sim.delivered():
+            return "complete"
         if quiet:
             missing = max((run.reported - run.arrived for run in ends), default=None)
             what = f"{missing} of its {sim.steps} steps" if missing else "its end of stream"
             return f"{what} never reached the study ({self.timeout:g} s after its task ended): lost in transfer"
         return None
 
-    def _complete(self, sim: Simulation) -> None:
-        future = self.futures.pop(sim.sim_id)
-        lost = self.client.run_on_scheduler(_workers_lost, key=future.key)
+    def _complete(self, sims: list[Simulation]) -> None:
+        """Settle simulations whose tasks ended with all their steps delivered (one scheduler call for all)."""
+        if not sims:
+            return
+        keys = [self.futures.pop(sim.sim_id).key for sim in sims]
+        lost = self.client.run_on_scheduler(_workers_lost, keys=keys)
         with self.lock:
-            if lost or len(sim.current_runs()) > 1:  # dask reran the task elsewhere after its worker died
-                sim.reasons.append(f"worker lost while running ({max(lost, 1)} time(s)); rerun by dask")
-            self.ledger.end(sim, "retried" if sim.attempts > 1 or sim.reasons else "ok")
+            for sim, key in zip(sims, keys, strict=True):
+                if lost[key] or len(sim.current_runs()) > 1:  # dask reran the task elsewhere after its worker died
+                    sim.reasons.append(f"worker lost while running ({max(lost[key], 1)} time(s)); rerun by dask")
+                self.ledger.end(sim, "retried" if sim.attempts > 1 or sim.reasons else "ok")
 
     def _failed(self, sim: Simulation, reason: str) -> None:
         self.futures.pop(sim.sim_id).cancel()
@@ -145,10 +148,10 @@ class Control:
             log.warning("could not restart worker %s running a hung simulation: %s", address, exc)
 
 
-def _workers_lost(dask_scheduler, key) -> int:
-    """How many workers died while running the task ``key`` (dask reruns such a task)."""
-    task = dask_scheduler.tasks.get(key)
-    return task.suspicious if task is not None else 0
+def _workers_lost(dask_scheduler, keys) -> dict:
+    """How many workers died while running each task of ``keys`` (dask reruns such a task)."""
+    tasks = {key: dask_scheduler.tasks.get(key) for key in keys}
+    return {key: task.suspicious if task is not None else 0 for key, task in tasks.items()}
 
 
 def _processing_on(dask_scheduler, key):

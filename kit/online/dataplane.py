@@ -160,24 +160,79 @@ def _view(frame) -> memoryview:
     return frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
 
 
-class Sender:
-    """The sending end of one simulation attempt's stream (used inside its dask task).
+class Connection:
+    """A PUSH socket to a study's address and what is known of its link: connected now, ever, since when."""
 
-    ``stopped()`` says whether the study's epoch ended; it is asked only while disconnected, so a study
-    that stopped ends its simulations within ``poll`` seconds and a healthy one costs no control traffic.
-    """
-
-    def __init__(self, endpoint: Endpoint, sim_id: int, attempt: int, *, stopped=lambda: False):
-        self.endpoint, self.sim_id, self.attempt, self.stopped = endpoint, int(sim_id), int(attempt), stopped
-        self.run = secrets.randbits(63)  # one id per execution: a task rerun after its worker died gets another
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
         self.socket = zmq.Context.instance().socket(zmq.PUSH)  # the process's I/O thread delivers what is queued
         self.socket.setsockopt(zmq.SNDHWM, endpoint.queue_size)
         self.socket.setsockopt(zmq.SNDBUF, endpoint.socket_bytes)
         self.socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection: a send blocks without one
         self.socket.setsockopt(zmq.SNDTIMEO, int(endpoint.poll * 1000))
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
-        self.connected, self.ever_connected, self.since, self.asked = False, False, time.monotonic(), 0.0
+        self.connected, self.ever_connected, self.since = False, False, time.monotonic()
         self.socket.connect(endpoint.address)
+
+    def update(self) -> None:
+        """Take in the connection events that came since last asked."""
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, flags=zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            self.connected = event == zmq.EVENT_CONNECTED
+            self.ever_connected |= self.connected
+            self.since = time.monotonic()
+
+    def close(self, deliver: bool = True) -> None:
+        """Close the socket at once; what is queued is still delivered in the background (for up to
+        ``send_timeout`` seconds) when ``deliver``."""
+        self.socket.disable_monitor()
+        self.monitor.close(linger=0)
+        self.socket.close(linger=int(self.endpoint.send_timeout * 1000) if deliver else 0)
+
+
+#: Study epochs a thread keeps its connection to between simulations (the oldest closes past them).
+KEPT = 2
+_THREAD = threading.local()
+
+
+def kept_connection(endpoint: Endpoint) -> Connection:
+    """This thread's connection to ``endpoint``, opened at its first simulation for that study epoch and
+    kept for the next ones (a dask worker thread runs one task at a time): no socket, monitor and handshake
+    to set up a simulation."""
+    connections = _THREAD.__dict__.setdefault("connections", {})
+    if endpoint not in connections:
+        connections[endpoint] = Connection(endpoint)
+        while len(connections) > KEPT:
+            connections.pop(next(iter(connections))).close()
+    connections[endpoint] = connections.pop(endpoint)  # the most recently used last
+    return connections[endpoint]
+
+
+def _forget(endpoint: Endpoint) -> None:
+    """Close this thread's kept connection to ``endpoint`` without delivering: the study is gone or stopped."""
+    connection = _THREAD.__dict__.get("connections", {}).pop(endpoint, None)
+    if connection is not None:
+        connection.close(deliver=False)
+
+
+class Sender:
+    """The sending end of one simulation attempt's stream (used inside its dask task).
+
+    ``stopped()`` says whether the study's epoch ended; it is asked only while disconnected, so a study
+    that stopped ends its simulations within ``poll`` seconds and a healthy one costs no control traffic.
+    With ``keep`` the thread's connection to the study outlives the sender (:func:`kept_connection`);
+    otherwise the sender opens its own and closes it on exit.
+    """
+
+    def __init__(self, endpoint: Endpoint, sim_id: int, attempt: int, *, stopped=lambda: False, keep: bool = False):
+        self.endpoint, self.sim_id, self.attempt, self.stopped = endpoint, int(sim_id), int(attempt), stopped
+        self.run = secrets.randbits(63)  # one id per execution: a task rerun after its worker died gets another
+        self.keep, self.asked = keep, 0.0
+        self.connection = kept_connection(endpoint) if keep else Connection(endpoint)
+        self.socket = self.connection.socket
 
     def start(self, worker: str) -> None:
         """Say that this run started on ``worker``."""
@@ -212,39 +267,35 @@ class Sender:
     def _check(self) -> None:
         """A send waited (``poll`` seconds, or found the queue full): fine while connected (the study holds
         back), else maybe give up."""
-        while True:
-            try:
-                event = recv_monitor_message(self.monitor, flags=zmq.NOBLOCK)["event"]
-            except zmq.Again:
-                break
-            self.connected = event == zmq.EVENT_CONNECTED
-            self.ever_connected |= self.connected
-            self.since = time.monotonic()
-        if self.connected:
+        link = self.connection
+        link.update()
+        if link.connected:
             return
-        waited = time.monotonic() - self.since
+        waited = time.monotonic() - link.since
         where = f"simulation {self.sim_id} (attempt {self.attempt}) on {socket_module.gethostname()}"
-        if not self.ever_connected and waited > self.endpoint.connect_timeout:
+        if not link.ever_connected and waited > self.endpoint.connect_timeout:
             raise Unreachable(
                 f"{where} could not connect to the study's data address {self.endpoint.address} within "
                 f"{self.endpoint.connect_timeout:g} s: is the study's host reachable from the workers, its port open?"
             )
-        if self.ever_connected and time.monotonic() - self.asked >= self.endpoint.poll:  # asked once a poll
+        if link.ever_connected and time.monotonic() - self.asked >= self.endpoint.poll:  # asked once a poll
             self.asked = time.monotonic()
             if self.stopped():
                 raise Stopped(f"the study at {self.endpoint.address} stopped")
-        if self.ever_connected and waited > self.endpoint.send_timeout:
+        if link.ever_connected and waited > self.endpoint.send_timeout:
             raise Orphaned(
                 f"{where} lost the study at {self.endpoint.address} for {waited:.0f} s (send_timeout "
                 f"{self.endpoint.send_timeout:g} s): it was killed or its host is gone"
             )
 
     def close(self, deliver: bool = True) -> None:
-        """Close the socket at once; what is queued is still delivered in the background (for up to
-        ``send_timeout`` seconds) when ``deliver``. The study checks that it all arrived."""
-        self.socket.disable_monitor()
-        self.monitor.close(linger=0)
-        self.socket.close(linger=int(self.endpoint.send_timeout * 1000) if deliver else 0)
+        """Let the connection go: a kept one stays open unless the study is lost (not ``deliver``); an own one
+        closes, what is queued still delivered in the background when ``deliver``. The study checks that it
+        all arrived."""
+        if not self.keep:
+            self.connection.close(deliver)
+        elif not deliver:
+            _forget(self.endpoint)
 
     def __enter__(self):
         return self

@@ -53,6 +53,13 @@ class Simulation:
     def current_runs(self) -> list[Run]:
         return [run for run in self.runs.values() if run.attempt == self.attempts]
 
+    def delivered(self) -> bool:
+        """Every step arrived, from a run of the current attempt that ended saying it made them all (its task
+        may still be returning)."""
+        return self.n_received == self.steps and any(
+            run.reported == self.steps and run.arrived == run.reported for run in self.current_runs()
+        )
+
 
 @dataclass
 class Ledger:

@@ -54,7 +54,7 @@ def simulate(simulator, endpoint: Endpoint, params, seed: int, sim_id: int, atte
 
     simulator = _reuse(endpoint.study, simulator)
     made = 0
-    with Sender(endpoint, sim_id, attempt, stopped=_stop_event(endpoint)) as sender:
+    with Sender(endpoint, sim_id, attempt, stopped=_stop_event(endpoint), keep=True) as sender:
         sender.start(get_worker().address)
         started, done = time.time(), time.monotonic()
         k, fields = 0, None

@@ -76,8 +76,9 @@ class OnlineStudy:
     validation, validate_every
         A :class:`~kit.online.validation.ValidationSet` evaluated every ``validate_every`` batches and at the end.
     in_flight, chunk_steps, queue_size
-        Simulations running at once, time steps per streamed message, and the messages each simulation
-        may have queued on each side of its connection before its send blocks.
+        Simulations streaming at once (one whose steps all arrived makes room for the next before its task
+        returns), time steps per streamed message, and the messages each simulation may have queued on each
+        side of its connection before its send blocks.
     retries, timeout, max_failures
         Attempts with the same parameters after a failure; seconds without a message from a started
         simulation (its task start counts; time held back by the study does not) before it counts as hung,
@@ -100,8 +101,9 @@ class OnlineStudy:
         None (a ``LocalCluster`` of ``n_workers`` processes), a scheduler address (an error after
         ``connect_timeout`` seconds when none answers), or a ``Client``.
     seed, device, torch_threads
-        Study seed (simulation seeds derive from it and the simulation id), torch device, and the CPU
-        threads torch may use while the study runs (default 1: the other cores run simulations).
+        Study seed (simulation seeds derive from it and the simulation id, or the sampler's ``seed_group``:
+        the rows of a pick-freeze group share one), torch device, and the CPU threads torch may use while the
+        study runs (default 1: the other cores run simulations).
     record
         Keep a timeline of every chunk received and batch trained (``result.trace()``: a
         :class:`kit.replay.Trace` to replay on other platforms); a resumed study records from the resume on.
@@ -327,16 +329,20 @@ class OnlineStudy:
 
     # -- simulations ------------------------------------------------------------------------------------
     def _launch(self) -> None:
-        while (
-            len(self.ledger.running) < self.in_flight
-            and self._completed() + len(self.ledger.running) < self.n_simulations
-        ):
+        while self._streaming() < self.in_flight and self._completed() + len(self.ledger.running) < self.n_simulations:
             (params,) = self.space.validate(np.atleast_2d(self.sampler.ask(1)))
-            sim = Simulation(self.next_id, params, simulation_seed(self.seed, self.next_id), self.simulator.steps)
+            seeded = getattr(self.sampler, "seed_group", lambda index: index)(self.next_id)  # pick-freeze rows share
+            sim = Simulation(self.next_id, params, simulation_seed(self.seed, seeded), self.simulator.steps)
             with self.intake.lock:
                 self.ledger.add(sim)
             self.next_id += 1
             self.control.submit(sim)
+
+    def _streaming(self) -> int:
+        """Simulations whose steps are still coming: one whose last step and end arrived frees its slot at
+        once, before dask says that its task returned."""
+        with self.intake.lock:
+            return sum(not sim.delivered() for sim in self.ledger.running.values())
 
     def _launched(self, sim: Simulation) -> None:
         if self.timeline is not None:

@@ -37,6 +37,9 @@ class Sampler(Protocol):
       wrong shapes raise ``ValueError`` naming the argument (see :func:`check_tell`).
     - ``state_dict()``: a JSON-serialisable dict; ``load_state_dict(state)`` on a sampler of the
       same class and space restores it exactly (the following asks are identical).
+    - optional ``seed_group(index)``: the point whose simulation seed point ``index`` shares (default: its
+      own); the rows of one pick-freeze group share theirs, so that a stochastic simulator's noise does
+      not bias the indices.
 
     Randomness comes only from the ``seed`` given at construction, never from global state.
     """
@@ -261,6 +264,10 @@ class PickFreezeSampler(_BaseSampler):
     @property
     def group_size(self) -> int:
         return self.space.dim + 2
+
+    def seed_group(self, index: int) -> int:
+        """Point ``index`` is simulated with the seed of its group's first row."""
+        return index - index % self.group_size
 
     def ask(self, n: int = 1) -> np.ndarray:
         """The next ``n`` rows, an array ``(n, d)`` (groups continue across asks)."""

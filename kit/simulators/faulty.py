@@ -15,8 +15,9 @@ class Faulty:
     """Behave like ``simulator`` but fail at step ``at_step`` of its first ``times`` runs.
 
     Runs are counted per seed in marker files under ``marker_dir`` (shared by the dask workers of one
-    machine), so a retry of the same simulation succeeds once ``times`` runs have failed; ``times=None``
-    fails every run. ``only`` restricts the faults to the simulations whose seed is listed.
+    machine; concurrent runs of one seed, as the rows of a pick-freeze group, each get their own number),
+    so a retry of the same simulation succeeds once ``times`` runs have failed; ``times=None`` fails every
+    run. ``only`` restricts the faults to the simulations whose seed is listed.
 
     Faults: ``"exception"`` raises ``RuntimeError``, ``"nan"`` yields a NaN field, ``"hang"`` sleeps
     ``hang_seconds``, ``"kill"`` ends the worker process with ``os._exit``, ``"slow"`` sleeps ``hang_seconds``
@@ -61,9 +62,13 @@ class Faulty:
         if self.only is not None and seed not in self.only:
             return False
         self.marker_dir.mkdir(parents=True, exist_ok=True)
-        marker = self.marker_dir / f"{seed}.runs"
-        runs = int(marker.read_text()) if marker.exists() else 0
-        marker.write_text(str(runs + 1))
+        runs = 0  # this run's number among those of its seed: the first marker file it creates (atomically)
+        while True:
+            try:
+                os.close(os.open(self.marker_dir / f"{seed}.run{runs}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                break
+            except FileExistsError:
+                runs += 1
         return self.times is None or runs < self.times
 
     def _inject(self) -> None:
