@@ -97,7 +97,8 @@ def _optimal(
     budget_bytes = ceiling if budget is None else int(budget)
     m = min(max(budget_bytes - int(costs.loss_bytes), 0) // slot, most)  # the loss is held for the whole step
     offload = _offload_terms(costs, offloaded, link)
-    table, choice = _program(costs, m, slot, offload)
+    size = _sizes(costs, slot, offload)
+    table, choice = _program(costs, m, size, offload)
     last = costs.length - 1
     # Slot rounding can hide a schedule that fits in bytes: store-all, equal segments and the least-memory
     # schedule are also checked exactly.
@@ -105,7 +106,7 @@ def _optimal(
         segments(0, last, uniform_bounds(costs.length, k)) for k in range(2, costs.length + 1)
     ]
     if np.isfinite(table[0, last][m]):
-        trees.append(_rebuild(choice, 0, last, m, _sizes(costs, slot, offload)))
+        trees.append(_rebuild(choice, 0, last, m, size))
     else:
         trees.append(least_schedule(costs, slots))
     scored = []
@@ -162,10 +163,11 @@ def _offload(costs: Costs, budget: int | None, slots: int, link) -> Plan:
 def least_schedule(costs: Costs, slots: int = 500):
     """The least-memory schedule the program finds (slots of 1/``slots`` of store-all's peak)."""
     slot, most = _slot(costs, slots)
-    table, choice = _program(costs, most, slot)
+    size = _sizes(costs, slot)
+    table, choice = _program(costs, most, size)
     last = costs.length - 1
     m = int(np.flatnonzero(np.isfinite(table[0, last]))[0])
-    return _rebuild(choice, 0, last, m, _sizes(costs, slot))
+    return _rebuild(choice, 0, last, m, size)
 
 
 def budgets_between(costs: Costs, fractions, slots: int = 500) -> np.ndarray:
@@ -236,11 +238,12 @@ def _offload_terms(costs: Costs, offloaded, link) -> dict | None:
     return {"moved": moved, "penalty": penalty}
 
 
-def _program(costs: Costs, m_max: int, slot: int, offload: dict | None = None):
+def _program(costs: Costs, m_max: int, size: dict[str, np.ndarray], offload: dict | None = None):
     """``table[s, t][m]``: least time of a schedule of stages ``s..t`` within ``m`` slots (inf if none);
     ``choice[s, t][m]``: -1 none, 0 keep, ``k > s`` checkpoint at ``split = k``. With ``offload``, a kept
-    stage followed by others holds only what stays on the device and pays its copies' unhidden time."""
-    n, size = costs.length, _sizes(costs, slot, offload)
+    stage followed by others holds only what stays on the device and pays its copies' unhidden time.
+    ``size``: the stages' sizes in slots (:func:`_sizes`, with the same ``offload``)."""
+    n = costs.length
     x, xbar, ftmp, btmp, grad_in = size["x"], size["xbar"], size["fwd_tmp"], size["bwd_tmp"], size["grad_in"]
     hold, fn_tmp = size["hold"], size["fn_tmp"]
     penalty = np.zeros(n) if offload is None else offload["penalty"]
