@@ -55,7 +55,7 @@ def checks() -> list[Check]:
     for module, package in PACKAGES:
         present = util.find_spec(module) is not None
         found.append(Check(present, f"{package} {metadata.version(package) if present else 'missing'}", fix))
-    found += [_widgets_extension(), _kernel(), _device(), *_browser_test()]
+    found += [_widgets_extension(), _kernel(), _device(), _simgrid(), *_browser_test()]
     return found
 
 
@@ -107,6 +107,16 @@ def _device() -> Check:
     if torch.cuda.is_available():
         return Check(True, f"torch device: cuda ({torch.cuda.get_device_name(0)})", required=False)
     return Check(True, "torch device: cpu only (pass device='cuda' where a GPU is present)", required=False)
+
+
+def _simgrid() -> Check:
+    """SimGrid's Python bindings, the replay engine's reference (for the system's Python, not this one)."""
+    from kit.replay.reference import INSTALL, simgrid_python
+
+    python = simgrid_python()
+    found = f"SimGrid for the replay reference: {python or 'not found'}"
+    fix = f"{INSTALL} (Debian/Ubuntu), or set KIT_SIMGRID_PYTHON to a Python that imports simgrid"
+    return Check(python is not None, found, fix, required=False)
 
 
 def _browser_test() -> list[Check]:

@@ -5,7 +5,15 @@ from kit.plots.display import register_png_display
 from kit.plots.fields import field_evolution, field_snapshots
 from kit.plots.memory import memory_tradeoff, offloading, partitioning, plan_schedule, profiler_accuracy
 from kit.plots.online import buffer_policies, data_plane, online_vs_offline, streaming_efficiency, study_monitor
-from kit.plots.replay import factor_indices, fidelity, gantt, placements, replay_speed, scale_projection
+from kit.plots.replay import (
+    factor_indices,
+    fidelity,
+    gantt,
+    placements,
+    replay_speed,
+    scale_projection,
+    simgrid_agreement,
+)
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
 from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
@@ -30,6 +38,7 @@ __all__ = [
     "sampler_comparison",
     "save",
     "scale_projection",
+    "simgrid_agreement",
     "sobol_convergence",
     "sobol_maps",
     "streaming_efficiency",

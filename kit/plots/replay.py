@@ -111,6 +111,34 @@ def replay_speed(data: xr.Dataset) -> Figure:
     return fig
 
 
+def simgrid_agreement(data: xr.Dataset) -> Figure:
+    """The kit's makespans against SimGrid's (``kit.replay.reference.agreement``), one marker per recipe and
+    platform and size, on the diagonal when they agree; right, SimGrid's wall time over the kit's against the
+    number of tasks."""
+    fig = Figure(figsize=(10.0, 4.0), layout="constrained")
+    makespan_ax, speed_ax = fig.subplots(1, 2)
+    markers = dict(zip(data.platform.values, "os^D", strict=False))
+    for i, recipe in enumerate(data.recipe.values):
+        for platform in data.platform.values:
+            run = data.sel(recipe=recipe, platform=platform)
+            label = f"{recipe}, {platform}"
+            makespan_ax.plot(run.simgrid_makespan, run.kit_makespan, markers[platform], color=f"C{i}", label=label,
+                             fillstyle="none")  # fmt: skip
+            speed_ax.plot(run.tasks, run.speed_vs_simgrid, markers[platform] + "-", color=f"C{i}", fillstyle="none")
+    low, high = float(data.simgrid_makespan.min()), float(data.simgrid_makespan.max())
+    makespan_ax.plot([low, high], [low, high], color="0.5", linewidth=1, zorder=0, label="kit = SimGrid")
+    makespan_ax.set(xscale="log", yscale="log", xlabel="SimGrid makespan [s]", ylabel="kit makespan [s]")
+    worst = float(abs(data.simgrid_makespan_error).max())
+    makespan_ax.set_title(f"largest |kit / SimGrid - 1|: {worst:.1e} (target 1e-2)", fontsize="small")
+    makespan_ax.legend(fontsize="x-small", ncols=2)
+    speed_ax.axhline(1.0, color="0.5", linestyle="--", linewidth=1)
+    speed_ax.set(xscale="log", yscale="log", xlabel="tasks in the instance", ylabel="SimGrid time / kit time")
+    speed_ax.set_title(f"same machine, same run ({data.attrs.get('simgrid_run', 'here')})", fontsize="small")
+    fig.suptitle(f"WfCommons instances replayed by the kit and by SimGrid {data.attrs.get('simgrid_version', '')} "
+                 "(plain max-min network model)", fontsize="small")  # fmt: skip
+    return fig
+
+
 def fidelity(table: xr.Dataset, timeline: xr.Dataset) -> Figure:
     """Left: one recorded run's tasks per host (``kit.replay.calibrate.fidelity``), recorded (dark, upper)
     above replayed (light, lower), rows named by role and worker index (:func:`host_labels`); right: the

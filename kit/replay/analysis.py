@@ -1,8 +1,9 @@
 """Explain a replayed (or recorded) run: the critical path and where its time goes.
 
-The critical path is the chain of tasks, each started by the last of its parents to deliver, that ends at
-the last task; along it the end-to-end time splits into compute (the tasks' own runtimes), transfer
-(from a parent's end to the moment its data arrived, when it crossed hosts) and waiting (for a free core).
+The critical path is the chain of tasks that ends at the last task, each made ready by the arrival of its
+last input (the file, or the end of a parent, that came last: not necessarily the parent that ended last).
+Along it the end-to-end time splits into compute (the tasks' own runtimes), transfer (from that parent's end
+to the moment its data arrived, when it crossed hosts) and waiting (for a free core).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def critical_path(result: Replay) -> list[str]:
     tasks = {t.id: t for t in trace.tasks}
     current = max(tasks, key=lambda i: (result.ends[i], i))
     path = [current]
-    while tasks[current].parents:
-        current = max(tasks[current].parents, key=lambda p: (result.ends[p], p))
+    while current in result.waited_for:
+        current = result.waited_for[current]
         path.append(current)
     return path[::-1]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from itertools import combinations
 
@@ -17,14 +18,20 @@ DEFAULT_BANDWIDTH = 1e9
 
 
 def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
-    """One host per worker of ``trace``, with as many cores as threads ran its tasks and the recording's
+    """One host per worker of ``trace``, with the cores its machine had (``trace.machines``) or, when the
+    trace does not say, as many as threads ran its tasks (at least the widest task's), at the recording's
     speed (1); a link between every pair of workers at the bandwidth the recorded transfers achieved
     (bytes that crossed workers over the seconds their transfers took), with the trace's
     ``transfer_latency`` (0 if absent)."""
-    threads = defaultdict(set)
+    threads, widest = defaultdict(set), defaultdict(int)
     for t in trace.tasks:
         threads[t.host].add(t.thread)
-    hosts = {name: Host(name, tier, max(1, len(found)), 1.0) for name, found in threads.items()}
+        widest[t.host] = max(widest[t.host], math.ceil(t.cores))
+    hosts = {}
+    for name, found in threads.items():
+        machine = trace.machines.get(name)
+        cores = machine.cores if machine is not None and machine.cores else max(1, len(found), widest[name])
+        hosts[name] = Host(name, tier, cores, 1.0)
     moved, seconds = trace.attrs.get("transfer_bytes", 0), trace.attrs.get("transfer_seconds", 0.0)
     bandwidth = moved / seconds if moved and seconds > 0 else DEFAULT_BANDWIDTH
     latency = float(trace.attrs.get("transfer_latency", 0.0))

@@ -1,18 +1,24 @@
 """The discrete-event loop behind :func:`kit.replay.replay`: one heap of plain-tuple events, no process per task.
 
-A task is ready once the output of each parent is on its host (and its release time, if any, has come);
-it then waits for a slot of its pool, the cores or the GPUs of its host (:meth:`Host.on_gpu`). When it ends,
-its output goes once to each other host where a child still needs it: the transfer waits the route's
-latency, then shares every link it crosses max-min fairly with the flows in flight (progressive filling,
-recomputed whenever the flows or a link's bandwidth change); on one host data is free.
+Data moves as files (:func:`dataflow`): a task that lists the files it writes produces them, any other task
+produces one output of ``output_bytes``; a task that lists the files it reads needs exactly those (and waits
+for the end of any parent that gives it none), any other task needs everything its parents produced.
+Workflow inputs (files no task writes) start on the platform's storage host, or everywhere without one.
+
+A task is ready once each file it needs is on its host (and its release time, if any, has come); it then
+waits for its cores (``Task.cores``, rounded up), or a GPU (:meth:`Host.on_gpu`): the ready tasks of a host
+in trace order, each started as soon as its cores are free (a wide task does not hold back narrower ones
+behind it). When a task ends, each file it wrote goes once to each other host where a task still needs it
+(workflow inputs go at time 0): the transfer waits the route's latency, then shares every link it crosses
+max-min fairly with the flows in flight (progressive filling, recomputed whenever the flows or a link's
+bandwidth change); on one host data is free, and a file on a host serves every task there.
 
 A failed host stops at once (before any task ending at that very time) and loses what it held: its running
 tasks become failed attempts; its unfinished tasks move to the fallback host (:meth:`Engine.fallback`) and
 gather their inputs there again, re-sent from the hosts that produced them; transfers from or to it are
-dropped; a finished task whose output lived only there (a task's output lives on the host that produced
-it) and is still needed runs again (an ``output lost`` attempt). Links keep forwarding through a failed
-host. Each task carries an epoch, bumped when it moves, so that events meant for its old placement are
-ignored.
+dropped; a finished task whose files lived only there (a file is sent from the host that produced it) and
+are still needed runs again (an ``output lost`` attempt). Links keep forwarding through a failed host. Each
+task carries an epoch, bumped when it moves, so that events meant for its old placement are ignored.
 """
 
 from __future__ import annotations
@@ -26,13 +32,65 @@ from kit.replay.platform import GPU_COMPONENTS, Platform
 END, TRANSMIT, RELEASE, FAIL, BANDWIDTH = range(5)
 #: ``missing[task]`` once all its inputs are on its host (one shared object: no set per task stays alive).
 COMPLETE = frozenset()
+#: ``at[file, host]`` once the file is on the host.
+PRESENT = object()
+
+
+class Dataflow:
+    """Who needs what: ``needs[task]`` (keys: a task's own output is its id, a listed file ``("file", name)``,
+    the end of a parent that gives no file ``("task", id)``), ``produces[task]``, ``producer[key]`` (absent
+    for workflow inputs), ``size[key]`` (bytes), ``readers[key]``, ``after[task]`` (the tasks waiting for
+    its end alone) and ``inputs[task]`` (the workflow inputs it reads from storage)."""
+
+    def __init__(self, trace, storage: str | None):
+        self.needs: dict[str, tuple] = {}
+        self.produces: dict[str, tuple] = {}
+        self.size: dict = {}
+        self.readers: dict = defaultdict(list)
+        self.producer: dict = {}
+        for t in trace.tasks:
+            if t.writes is None:
+                self.produces[t.id] = (t.id,)
+                self.size[t.id] = float(t.output_bytes)
+            else:
+                self.produces[t.id] = keys = tuple(("file", name) for name in t.writes)
+                self.size.update((key, float(trace.files[key[1]])) for key in keys)
+            self.producer.update((key, t.id) for key in self.produces[t.id])
+        self.inputs: dict[str, tuple] = {}
+        for t in trace.tasks:
+            parents = dict.fromkeys(t.parents)
+            if t.reads is None:
+                needs = tuple(key for parent in parents for key in self.produces[parent])
+            else:
+                files = tuple(("file", name) for name in dict.fromkeys(t.reads))
+                given = {self.producer.get(key) for key in files}
+                control = tuple(("task", parent) for parent in parents if parent not in given)
+                self.producer.update((key, key[1]) for key in control)
+                inputs = tuple(key for key in files if key not in self.producer)
+                if inputs and storage is not None:
+                    self.inputs[t.id] = inputs
+                    self.size.update((key, float(trace.files[key[1]])) for key in inputs)
+                needs = tuple(key for key in files if key in self.producer or storage is not None) + control
+            self.needs[t.id] = needs
+            for key in needs:
+                self.readers[key].append(t.id)
+        self.after = {key[1]: tasks for key, tasks in self.readers.items() if _is_end(key)}
+
+
+class _Fetch:
+    """A file on its way to a host: where from, and the ``(task, epoch)`` s waiting for it there."""
+
+    __slots__ = ("source", "waiters")
+
+    def __init__(self, source, waiters):
+        self.source, self.waiters = source, waiters
 
 
 class _Flow:
-    __slots__ = ("group", "parent", "source", "target", "children")
+    __slots__ = ("group", "key", "source", "target", "fetch")
 
-    def __init__(self, group, parent, source, target, children):
-        self.group, self.parent, self.source, self.target, self.children = group, parent, source, target, children
+    def __init__(self, group, key, source, target, fetch):
+        self.group, self.key, self.source, self.target, self.fetch = group, key, source, target, fetch
 
 
 class _Group:
@@ -51,17 +109,19 @@ class _Group:
 
 
 class Engine:
-    """The state of one replay; :meth:`run` fills ``starts``, ``ends``, ``ready_at``, ``pools``, ``attempts``."""
+    """The state of one replay; :meth:`run` fills ``starts``, ``ends``, ``ready_at``, ``pools``, ``attempts``
+    and ``last_input`` (the dependency whose arrival made each task ready)."""
 
     def __init__(self, trace, platform: Platform, place, *, release=None, instant=(), failures=None):
         self.tasks = {t.id: t for t in trace.tasks}
         self.platform, self.place = platform, place
+        self.flow = Dataflow(trace, platform.storage)
         self.order = {t.id: (t.start, t.id) for t in trace.tasks}  # ready tasks start in trace order
-        self.children = trace.children()
         self.release, self.instant = release or {}, frozenset(instant)
-        # Parents whose output is not yet on the task's host: absent while none arrived (all missing), a set
-        # once some did, COMPLETE when all did.
+        # Keys not yet on the task's host: absent while none arrived (all missing), a set once some did,
+        # COMPLETE when all did.
         self.missing: dict[str, set | frozenset] = {}
+        self.at: dict = {}  # (key, host) -> PRESENT or the _Fetch bringing it
         self.epoch = dict.fromkeys(self.tasks, 0)
         self.free, self.speed = {}, {}
         self.has_gpu = {name: host.gpus > 0 for name, host in platform.hosts.items()}
@@ -70,9 +130,10 @@ class Engine:
             self.free[name, True], self.speed[name, True] = host.gpus, host.gpu_speed
         self.cores = {name: (name, False) for name in platform.hosts}  # pool keys, made once
         self.gpus = {name: (name, True) for name in platform.hosts}
+        self.width = {t.id: math.ceil(t.cores) for t in trace.tasks if t.cores > 1}  # cores beyond one
         self.queues: dict = defaultdict(list)
         self.bandwidth = {link.name: link.bandwidth for link in platform.links}
-        self.starts, self.ends, self.ready_at, self.pools = {}, {}, {}, {}
+        self.starts, self.ends, self.ready_at, self.pools, self.last_input = {}, {}, {}, {}, {}
         self.attempts: list[tuple[str, str, float, float, str]] = []
         self.dead: set[str] = set()
         self.failures = dict(failures or {})
@@ -94,10 +155,15 @@ class Engine:
         for link in self.platform.links:
             for at, bandwidth in link.changes:
                 self.push(at, BANDWIDTH, (link.name, bandwidth))
-        for task_id, task in self.tasks.items():
-            if not task.parents:
+        storage = self.platform.storage
+        for key in {key for keys in self.flow.inputs.values() for key in keys}:
+            self.at[key, storage] = PRESENT
+        for task_id in self.tasks:
+            if not self.flow.needs[task_id]:
                 self.missing[task_id] = COMPLETE
                 self.ready(task_id)
+            for key in self.flow.inputs.get(task_id, ()):
+                self.fetch(key, storage, self.place[task_id], task_id)
         for host, at in sorted(self.failures.items(), key=lambda item: (item[1], item[0])):
             if at > 0:
                 self.push(at, FAIL, host)
@@ -128,7 +194,7 @@ class Engine:
                 done = flows.pop(payload)
                 heapq.heappop(done.group.targets)
                 self.leave(done)
-                self.deliver(done.parent, done.children)
+                self.deliver(done.key, done.target, done.fetch)
             elif kind == TRANSMIT:
                 self.transmit(*payload)
             elif kind == RELEASE:
@@ -174,54 +240,81 @@ class Engine:
         heapq.heappush(self.queues[pool], (self.order[task_id], task_id))
         self.touched.add(pool)
 
+    def slots(self, task_id, pool) -> int:
+        """How many slots of ``pool`` the task holds: its cores, or one GPU."""
+        return 1 if pool[1] else self.width.get(task_id, 1)
+
     def start(self, pool) -> None:
         queue, free, now = self.queues[pool], self.free, self.now
+        wide = self.width and not pool[1]
+        skipped = []
         while free[pool] > 0 and queue:
-            _, task_id = heapq.heappop(queue)
-            free[pool] -= 1
+            item = heapq.heappop(queue)
+            task_id = item[1]
+            slots = self.width.get(task_id, 1) if wide else 1
+            if slots > free[pool]:
+                skipped.append(item)
+                continue
+            free[pool] -= slots
             self.starts[task_id], self.pools[task_id] = now, pool
             self.sequence += 1
             at = now + self.tasks[task_id].runtime / self.speed[pool]
             heapq.heappush(self.heap, (at, self.sequence, END, (task_id, self.epoch[task_id])))
+        for item in skipped:
+            heapq.heappush(queue, item)
 
     def end(self, task_id) -> None:
-        """``task_id`` ends: its slot frees, its output goes where children still need it."""
+        """``task_id`` ends: its slots free, its files go where tasks still need them."""
         self.ends[task_id] = self.now
         pool = self.pools[task_id]
         if pool is not None:
-            self.free[pool] += 1
+            self.free[pool] += self.slots(task_id, pool)
             self.touched.add(pool)
-        host, place, missing = self.place[task_id], self.place, self.missing
-        targets = None
-        for child in self.children[task_id]:
-            needs = missing.get(child)
-            if needs is None or task_id in needs:  # self.needs(child, task_id), inline
-                target = place[child]
-                if target == host:  # same host: free and at once
-                    self.arrive(child, task_id)
-                else:
-                    targets = targets or {}
-                    targets.setdefault(target, []).append(child)
-        if targets:
-            for target, children in targets.items():
-                self.send(task_id, host, target, children)
+        host, place, missing, at, readers = self.place[task_id], self.place, self.missing, self.at, self.flow.readers
+        for key in self.flow.produces[task_id]:
+            at[key, host] = PRESENT
+            targets = None
+            for child in readers.get(key, ()):
+                needs = missing.get(child)
+                if needs is None or key in needs:  # self.waits(child, key), inline
+                    target = place[child]
+                    if target == host:  # same host: free and at once
+                        self.arrive(child, key)
+                    else:
+                        targets = targets or {}
+                        targets.setdefault(target, []).append(child)
+            if targets:
+                for target, children in targets.items():
+                    self.fetch(key, host, target, *children)
+        if task_id in self.flow.after:
+            for child in self.flow.after[task_id]:
+                self.arrive(child, ("task", task_id))
 
-    def send(self, parent, source, target, children) -> None:
-        """The output of ``parent`` from ``source`` to another host, ``target``, where ``children`` need it."""
+    def fetch(self, key, source, target, *children) -> None:
+        """``children`` on ``target`` need ``key``, held on ``source``: it moves once per host."""
+        state = self.at.get((key, target))
+        if state is PRESENT:
+            for child in children:
+                self.arrive(child, key)
+            return
+        waiters = [(child, self.epoch[child]) for child in children]
+        if state is not None:
+            state.waiters += waiters
+            return
+        state = self.at[key, target] = _Fetch(source, waiters)
         if (source, target) not in self.routes:
             links = self.platform.route(source, target)
             self.routes[source, target] = (tuple(link.name for link in links), sum(link.latency for link in links))
         links, latency = self.routes[source, target]
-        size = float(self.tasks[parent].output_bytes)
+        size = self.flow.size[key]
         self.moved += size
-        tagged = [(child, self.epoch[child]) for child in children]
-        self.push(self.now + latency, TRANSMIT, (parent, source, target, links, size, tagged))
+        self.push(self.now + latency, TRANSMIT, (key, source, target, links, size, state))
 
-    def transmit(self, parent, source, target, links, size, children) -> None:
-        if source in self.dead or target in self.dead:
-            return  # lost with its host: the failure moved the children or re-runs the parent
+    def transmit(self, key, source, target, links, size, fetch) -> None:
+        if self.at.get((key, target)) is not fetch:
+            return  # lost with a failed host: the failure moved the children or re-runs the producer
         if size <= 0:
-            self.deliver(parent, children)
+            self.deliver(key, target, fetch)
             return
         group = self.groups.get(links)
         if group is None:
@@ -229,7 +322,7 @@ class Engine:
         group.advance(self.now)
         group.count += 1
         self.flow_ids += 1
-        self.flows[self.flow_ids] = _Flow(group, parent, source, target, children)
+        self.flows[self.flow_ids] = _Flow(group, key, source, target, fetch)
         heapq.heappush(group.targets, (group.served + size, self.flow_ids))
         self.dirty = True
 
@@ -241,22 +334,26 @@ class Engine:
             del self.groups[group.links]
         self.dirty = True
 
-    def deliver(self, parent, children) -> None:
+    def deliver(self, key, target, fetch) -> None:
+        if self.at.get((key, target)) is not fetch:
+            return
+        self.at[key, target] = PRESENT
         epochs = self.epoch
-        for child, epoch in children:
+        for child, epoch in fetch.waiters:
             if epoch == epochs[child]:
-                self.arrive(child, parent)
+                self.arrive(child, key)
 
-    def arrive(self, child, parent) -> None:
-        """The output of ``parent`` is on the host of ``child``."""
+    def arrive(self, child, key) -> None:
+        """``key`` (a file, or a parent's end) is there for ``child``."""
         needs = self.missing.get(child)
         if needs is None:
-            needs = self.missing[child] = set(self.tasks[child].parents)
-        elif parent not in needs:
+            needs = self.missing[child] = set(self.flow.needs[child])
+        elif key not in needs:
             return
-        needs.discard(parent)
+        needs.discard(key)
         if not needs:
             self.missing[child] = COMPLETE
+            self.last_input[child] = key
             self.ready(child)
 
     def share(self) -> tuple[float, int]:
@@ -276,7 +373,7 @@ class Engine:
         return now + best, finishing
 
     def fail(self, host) -> None:
-        """``host`` stops: attempts there fail, its tasks move, outputs held only there are re-produced."""
+        """``host`` stops: attempts there fail, its tasks move, files held only there are re-produced."""
         now = self.now
         self.dead.add(host)
         for gpu in (False, True):
@@ -284,6 +381,15 @@ class Engine:
             self.queues[host, gpu].clear()
         for key in [key for key, flow in self.flows.items() if host in (flow.source, flow.target)]:
             self.leave(self.flows.pop(key))
+        gone = [entry for entry, state in self.at.items() if entry[1] == host or getattr(state, "source", None) == host]
+        for entry in gone:
+            del self.at[entry]
+        if host == self.platform.storage:
+            waiting = [t for t, keys in self.flow.inputs.items() if any(self.waits(t, key) for key in keys)]
+            if waiting:
+                raise RuntimeError(
+                    f"storage host {host!r} failed while task(s) {waiting[:5]} still needed workflow inputs from it"
+                )
         moving = []
         for task_id, placed in self.place.items():
             if placed != host or task_id in self.ends:
@@ -293,13 +399,22 @@ class Engine:
             moving.append(task_id)
         lost = [t for t, placed in self.place.items() if placed == host and t in self.ends]
         self.relocate(moving)
-        needed = [t for t in lost if t in self.ends and any(self.needs(c, t) for c in self.children[t])]
+        needed = [t for t in lost if t in self.ends and self.still_needed(t)]
         self.relocate([self.forget(t) for t in needed])
 
-    def needs(self, child, parent) -> bool:
-        """Whether ``child`` still waits for the output of ``parent``."""
+    def still_needed(self, task_id) -> bool:
+        """Whether a task that has not ended waits for a file ``task_id`` wrote."""
+        readers, ends = self.flow.readers, self.ends
+        return any(
+            child not in ends and self.waits(child, key)
+            for key in self.flow.produces[task_id]
+            for child in readers.get(key, ())
+        )
+
+    def waits(self, child, key) -> bool:
+        """Whether ``child`` still waits for ``key``."""
         waiting = self.missing.get(child)
-        return waiting is None or parent in waiting
+        return waiting is None or key in waiting
 
     def forget(self, task_id) -> str:
         """Drop the finished run of ``task_id`` whose output was lost (kept as an attempt)."""
@@ -310,25 +425,33 @@ class Engine:
     def relocate(self, task_ids) -> None:
         """Move unfinished tasks to their fallback hosts and gather their inputs there again."""
         pending = deque(task_ids)
+        flow, at, ends, storage = self.flow, self.at, self.ends, self.platform.storage
         while pending:
             task_id = pending.popleft()
             host = self.place[task_id] = self.fallback(task_id)
             self.epoch[task_id] += 1
             self.ready_at.pop(task_id, None)
-            missing = self.missing[task_id] = set()
-            for parent in dict.fromkeys(self.tasks[task_id].parents):
-                held = self.place[parent]
-                if parent in self.ends and held not in self.dead:
-                    if held != host:
-                        missing.add(parent)
-                        self.send(parent, held, host, [task_id])
-                    continue
-                missing.add(parent)
-                if parent in self.ends:  # finished on a failed host: run it again
-                    pending.append(self.forget(parent))
+            missing, requests = set(), []
+            for key in flow.needs[task_id]:
+                producer = flow.producer.get(key)
+                if producer is not None and producer not in ends:
+                    missing.add(key)  # sent when its producer ends
+                elif _is_end(key) or at.get((key, host)) is PRESENT:
+                    continue  # a parent's end, or a file already on the host
+                elif producer is None:  # a workflow input
+                    missing.add(key)
+                    requests.append((key, storage))
+                elif self.place[producer] not in self.dead:
+                    missing.add(key)
+                    requests.append((key, self.place[producer]))
+                else:  # finished on a failed host: run it again
+                    missing.add(key)
+                    pending.append(self.forget(producer))
+            self.missing[task_id] = missing or COMPLETE
             if not missing:
-                self.missing[task_id] = COMPLETE
                 self.ready(task_id)
+            for key, source in requests:
+                self.fetch(key, source, host, task_id)
 
     def fallback(self, task_id) -> str:
         """Where a task of a failed host runs: an alive host of the same tier if any, else any alive host,
@@ -343,6 +466,11 @@ class Engine:
                 f"task(s) that could not run: {stuck[:10]}{' ...' if len(stuck) > 10 else ''}"
             )
         return min(alive, key=lambda h: (h.tier != tier, h.duration(task), h.name)).name
+
+
+def _is_end(key) -> bool:
+    """Whether a dataflow key is a parent's end (not a file)."""
+    return isinstance(key, tuple) and key[0] == "task"
 
 
 def _share(groups: dict, bandwidth: dict) -> None:

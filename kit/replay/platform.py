@@ -11,7 +11,8 @@ A platform is described in YAML::
 ``speed`` is relative to the host that recorded the trace (a task takes ``runtime / speed``); ``bandwidth``
 is in bytes/s, either one number or a piecewise-constant profile ``[[time, bytes/s], ...]`` starting at time
 0; ``latency`` is in seconds. A route between two hosts is the path of least total latency over the links
-(fewest links on ties); two tasks on the same host exchange data for free.
+(fewest links on ties); two tasks on the same host exchange data for free. ``storage: <host>`` (optional)
+names the host that holds the workflow's input files; without it they are on every host.
 
 GPUs (optional: ``count``, ``speed`` relative to the device that ran the task in the recording, ``memory``
 in bytes per GPU) run the tasks of :data:`GPU_COMPONENTS`: such a task takes a GPU instead of a core and
@@ -58,8 +59,8 @@ class Host:
         return self.gpus > 0 and task.component in GPU_COMPONENTS
 
     def fits(self, task) -> bool:
-        """Whether ``task`` can run here: it runs on a core, or its ``memory`` fits in one GPU."""
-        return not self.on_gpu(task) or task.memory <= self.gpu_memory
+        """Whether ``task`` can run here: its ``memory`` fits in one GPU, or its ``cores`` in the host's."""
+        return task.memory <= self.gpu_memory if self.on_gpu(task) else math.ceil(task.cores) <= self.cores
 
     def duration(self, task) -> float:
         """Seconds ``task`` takes here: its runtime over the GPU speed or the host's speed."""
@@ -83,16 +84,20 @@ class Link:
 
 @dataclass
 class Platform:
-    """Hosts and links, checked on construction (errors name the host, the link and the field)."""
+    """Hosts and links, checked on construction (errors name the host, the link and the field); ``storage``
+    names the host that holds the workflow's input files (none: they are on every host)."""
 
     hosts: dict[str, Host]
     links: list[Link] = field(default_factory=list)
+    storage: str | None = None
 
     def __post_init__(self):
         for host in self.hosts.values():
             _check_host(host)
         for i, link in enumerate(self.links):
             _check_link(i, link, self.hosts)
+        if self.storage is not None and self.storage not in self.hosts:
+            raise ValueError(f"storage {self.storage!r} is not a host; hosts are {sorted(self.hosts)}")
         self._routes: dict[tuple[str, str], list[Link]] = {}
 
     @classmethod
@@ -146,7 +151,8 @@ class Platform:
             latency = _number(entry.get("latency", 0.0), f"{where}: latency")
             links.append(link := Link((str(ends[0]), str(ends[1])), bandwidth, latency, tuple(changes)))
             _located(_check_link, at, i, link, hosts)
-        return cls(hosts, links)
+        storage = content.get("storage")
+        return cls(hosts, links, None if storage is None else str(storage))
 
     def route(self, source: str, target: str) -> list[Link]:
         """The links from ``source`` to ``target`` (least total latency, then fewest links); [] on one host."""

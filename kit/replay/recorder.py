@@ -133,8 +133,8 @@ def _component(name: str, components: dict[str, str]) -> str:
 
 
 def _safe(text) -> str:
-    """Characters WfFormat allows in ids: alphanumerics and ``_ . # : / -``."""
-    return re.sub(r"[^0-9a-zA-Z_.#:/-]", "_", str(text)).strip("_") or "task"
+    """Characters every WfFormat version allows in ids: alphanumerics and ``_ . -``."""
+    return re.sub(r"[^0-9a-zA-Z_.-]", "_", str(text)).strip("_") or "task"
 
 
 def _ids(keys) -> dict:
@@ -145,7 +145,7 @@ def _ids(keys) -> dict:
         candidate, n = base, 1
         while candidate in used:
             n += 1
-            candidate = f"{base}#{n}"
+            candidate = f"{base}.{n}"
         ids[key] = candidate
         used.add(candidate)
     return ids

@@ -25,7 +25,9 @@ class Replay:
     """The replayed run of ``trace`` (with its streams' tasks): ``makespan`` (s), per task ``host``,
     ``ready`` (inputs all on its host), ``start``, ``end`` and ``devices`` (cpu, gpu, or "" for a stream's
     request and response); ``failed``: attempts lost to host failures; ``events`` processed and the wall
-    time it took (``events_per_second``); ``bytes_moved`` between hosts."""
+    time it took (``events_per_second``); ``bytes_moved`` between hosts; ``waited_for``: per task, the task
+    whose file (or end) arrived last before it was ready (absent when it waited for none, or only for
+    workflow inputs)."""
 
     trace: Trace
     makespan: float
@@ -39,6 +41,7 @@ class Replay:
     devices: dict[str, str] = field(default_factory=dict)
     failed: list[tuple[str, str, float, float, str]] = field(default_factory=list)
     stream_items: dict[str, list] = field(default_factory=dict)
+    waited_for: dict[str, str] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -92,8 +95,8 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0, failur
     ``failures`` maps hosts to the time (s) they fail (:mod:`kit.replay.engine` says what then happens;
     ``result.attempts`` lists the runs lost); ``streams`` are :class:`kit.replay.streams.Stream` s replayed
     beside the trace (their items are placed like tasks of their component; ``result.streams`` gives
-    throughput and latency). A GPU task whose ``memory`` exceeds its host's GPU memory, or a workflow that
-    cannot finish, is an error naming the task.
+    throughput and latency). A task needing more cores than its host has, a GPU task whose ``memory`` exceeds
+    its host's GPU memory, or a workflow that cannot finish, is an error naming the task.
     """
     clock = time.perf_counter()
     items, pinned, instant, release = {}, {}, set(), {}
@@ -103,7 +106,7 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0, failur
                 hosts = sorted(platform.hosts)
                 raise ValueError(f"stream {stream.name!r}: source {stream.source!r} is not a host; hosts are {hosts}")
         trace, items, pinned, instant, release = expand(trace, streams)
-    place = _placement(trace, platform, placement, seed, pinned)
+    place = placement_of(trace, platform, placement, seed, pinned)
     _check(trace, platform, place, failures or {})
     engine = Engine(trace, platform, place, release=release, instant=instant, failures=failures)
     engine.run()
@@ -111,9 +114,11 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0, failur
     if stuck:
         raise RuntimeError(f"replay ended with task(s) never run: {stuck[:5]} (a parent missing from the trace?)")
     devices = {t: "" if pool is None else ("gpu" if pool[1] else "cpu") for t, pool in engine.pools.items()}
+    producer = engine.flow.producer
+    waited = {t: producer[key] for t, key in engine.last_input.items() if key in producer}
     return Replay(
         trace, max(engine.ends.values(), default=0.0), engine.place, engine.ready_at, engine.starts, engine.ends,
-        engine.moved, engine.events, time.perf_counter() - clock, devices, engine.attempts, items,
+        engine.moved, engine.events, time.perf_counter() - clock, devices, engine.attempts, items, waited,
     )  # fmt: skip
 
 
@@ -123,6 +128,13 @@ def _check(trace: Trace, platform: Platform, place: dict[str, str], failures: di
             raise ValueError(f"failures name {host!r}, not a host; hosts are {sorted(platform.hosts)}")
         if not at >= 0:
             raise ValueError(f"failures: host {host!r} fails at {at!r}, a time must be >= 0 s")
+    for t in trace.tasks:
+        host = platform.hosts[place[t.id]]
+        if t.cores > 1 and not host.on_gpu(t) and math.ceil(t.cores) > host.cores:
+            raise ValueError(
+                f"task {t.id!r} needs {math.ceil(t.cores)} cores, host {host.name!r} has {host.cores}: place it on a "
+                "host with more cores"
+            )
     limited = {name for name, host in platform.hosts.items() if host.gpus and host.gpu_memory < math.inf}
     for t in trace.tasks if limited else ():
         host = platform.hosts[place[t.id]]
@@ -133,7 +145,9 @@ def _check(trace: Trace, platform: Platform, place: dict[str, str], failures: di
             )
 
 
-def _placement(trace: Trace, platform: Platform, placement, seed: int, pinned: dict[str, str]) -> dict[str, str]:
+def placement_of(trace: Trace, platform: Platform, placement, seed: int = 0, pinned=None) -> dict[str, str]:
+    """The host of each task under ``placement`` (as :func:`replay` takes it); ``pinned`` tasks keep theirs."""
+    pinned = pinned or {}
     from kit.replay.strategies import STRATEGIES, place
 
     if isinstance(placement, str) and placement not in platform.hosts and placement in STRATEGIES:

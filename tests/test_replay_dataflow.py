@@ -1,0 +1,111 @@
+"""Replay by files: a task fetches what it reads, once per host, from whoever holds it; wide tasks take their
+cores; the critical path follows the input that arrived last. Every makespan is computed by hand."""
+
+import pytest
+
+from kit.replay import Platform, Task, Trace, replay
+from kit.replay.analysis import critical_path, latency_split
+
+
+def two_hosts(storage=None, cores=2):
+    """``a`` and ``b``, ``cores`` cores each at speed 1, one link of 1000 B/s and 0.5 s latency."""
+    return Platform.from_dict(
+        {
+            "hosts": {"a": {"tier": "hpc", "cores": cores}, "b": {"tier": "hpc", "cores": cores}},
+            "links": [{"ends": ["a", "b"], "bandwidth": 1000.0, "latency": 0.5}],
+            "storage": storage,
+        }
+    )
+
+
+def job(task_id, runtime, parents=(), reads=(), writes=(), cores=1.0, start=0.0):
+    return Task(task_id, task_id, start, start + runtime, "recorded", tuple(parents), cores=cores,
+                reads=tuple(reads), writes=tuple(writes))  # fmt: skip
+
+
+def test_a_child_fetches_only_the_files_it_reads():
+    files = {"big": 10**9, "small": 1000}
+    trace = Trace("split", [job("p", 1.0, writes=["big", "small"]), job("c", 1.0, ["p"], reads=["small"])], files=files)
+    result = replay(trace, two_hosts(), {"p": "a", "c": "b"})
+    # 1 s of p, 0.5 s latency, 1000 bytes at 1000 B/s, 1 s of c (the old model sent 10^9 + 1000 bytes: 10^6 s).
+    assert result.makespan == pytest.approx(1.0 + 0.5 + 1.0 + 1.0)
+    assert result.bytes_moved == 1000
+
+
+def test_a_file_read_by_two_tasks_on_one_host_moves_once():
+    trace = Trace(
+        "fan",
+        [job("p", 1.0, writes=["f"]), job("c1", 1.0, ["p"], ["f"]), job("c2", 2.0, ["p"], ["f"])],
+        files={"f": 1000},
+    )
+    result = replay(trace, two_hosts(), {"p": "a", "c1": "b", "c2": "b"})
+    assert result.bytes_moved == 1000
+    assert result.ready == pytest.approx({"p": 0.0, "c1": 2.5, "c2": 2.5})
+    assert result.makespan == pytest.approx(2.5 + 2.0)
+
+
+def test_a_file_of_a_grandparent_moves_from_the_host_that_wrote_it():
+    # g writes f on a; p (on a) runs after g; c (on b) reads f from g and nothing from p.
+    trace = Trace(
+        "skip", [job("g", 1.0, writes=["f"]), job("p", 3.0, ["g"]), job("c", 1.0, ["p"], reads=["f"])],
+        files={"f": 2000},
+    )  # fmt: skip
+    result = replay(trace, two_hosts(), {"g": "a", "p": "a", "c": "b"})
+    # f leaves a when g ends (1 s) and is on b at 1 + 0.5 + 2 = 3.5; p ends at 4: c waits for p's end alone.
+    assert result.bytes_moved == 2000
+    assert result.ready["c"] == pytest.approx(4.0) and result.makespan == pytest.approx(5.0)
+
+
+def test_workflow_inputs_come_from_the_storage_host_or_are_everywhere_without_one():
+    trace = Trace("input", [job("t", 1.0, reads=["in"])], files={"in": 2000})
+    assert replay(trace, two_hosts(), "b").makespan == pytest.approx(1.0)
+    from_storage = replay(trace, two_hosts(storage="a"), "b")
+    assert from_storage.makespan == pytest.approx(0.5 + 2.0 + 1.0) and from_storage.bytes_moved == 2000
+    assert replay(trace, two_hosts(storage="a"), "a").makespan == pytest.approx(1.0)
+
+
+def test_a_wide_task_takes_its_cores_and_does_not_hold_back_narrower_ones():
+    # Trace order: a (1 core, 2 s), w (2 cores, 1 s), b (1 core, 1 s) on one 2-core host.
+    trace = Trace("wide", [job("a", 2.0), job("w", 1.0, cores=2, start=0.1), job("b", 1.0, start=0.2)])
+    result = replay(trace, two_hosts(), "a")
+    # a and b start at 0 (w does not fit beside a); w starts when a ends, at 2.
+    assert result.starts == pytest.approx({"a": 0.0, "b": 0.0, "w": 2.0}) and result.makespan == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="task 'w' needs 2 cores, host 'a' has 1"):
+        replay(trace, two_hosts(cores=1), "a")
+
+
+def test_the_critical_path_follows_the_input_that_arrived_last_not_the_parent_that_ended_last():
+    # p1 ends first on a, its 1000 bytes reach b at 2.5; p2 ends at 2 on b itself: c is ready at 2.5 because of p1.
+    tasks = [job("p1", 1.0, writes=["f1"]), job("p2", 2.0, writes=["f2"]), job("c", 1.0, ["p1", "p2"], ["f1", "f2"])]
+    trace = Trace("late", tasks, files={"f1": 1000, "f2": 5000})
+    result = replay(trace, two_hosts(), {"p1": "a", "p2": "b", "c": "b"})
+    assert result.ends["p2"] > result.ends["p1"] and result.makespan == pytest.approx(3.5)
+    assert critical_path(result) == ["p1", "c"]
+    split = latency_split(result)
+    assert split.transfer_time.values.tolist() == pytest.approx([0.0, 1.5])
+    assert float((split.compute_time + split.transfer_time + split.waiting_time).sum()) == pytest.approx(3.5)
+
+
+def test_a_parent_that_gives_no_file_is_waited_for_without_a_transfer():
+    trace = Trace("control", [job("p", 1.0, writes=["f"]), job("c", 1.0, ["p"])], files={"f": 10**6})
+    result = replay(trace, two_hosts(), {"p": "a", "c": "b"})
+    assert result.makespan == pytest.approx(2.0) and result.bytes_moved == 0
+
+
+def test_a_lost_file_is_written_again_and_fetched_once_more():
+    # p on a writes f for c on b; a fails at 1.2 while f is in flight: p runs again on b, and c reads it there.
+    trace = Trace("lost", [job("p", 1.0, writes=["f"]), job("c", 1.0, ["p"], ["f"])], files={"f": 1000})
+    result = replay(trace, two_hosts(), {"p": "a", "c": "b"}, failures={"a": 1.2})
+    assert result.starts["p"] == pytest.approx(1.2) and result.hosts["p"] == "b"
+    assert result.makespan == pytest.approx(1.2 + 1.0 + 1.0)
+    assert result.attempts.reason.values.tolist() == ["output lost"]
+
+
+def test_bad_files_name_the_task_and_the_file():
+    with pytest.raises(ValueError, match=r"task 'c': file\(s\) \['g'\] have no size"):
+        Trace("bad", [job("c", 1.0, reads=["g"])], files={})
+    with pytest.raises(ValueError, match="file 'f' is written by two tasks, 'a' and 'b'"):
+        Trace("bad", [job("a", 1.0, writes=["f"]), job("b", 1.0, writes=["f"])], files={"f": 1})
+    with pytest.raises(ValueError, match="cycle"):
+        Trace("bad", [job("a", 1.0, reads=["g"], writes=["f"]), job("b", 1.0, reads=["f"], writes=["g"])],
+              files={"f": 1, "g": 1})  # fmt: skip
