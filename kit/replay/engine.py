@@ -43,12 +43,19 @@ class Dataflow:
     its end alone) and ``inputs[task]`` (the workflow inputs it reads from storage)."""
 
     def __init__(self, trace, storage: str | None):
-        self.needs: dict[str, tuple] = {}
-        self.produces: dict[str, tuple] = {}
-        self.size: dict = {}
-        self.readers: dict = defaultdict(list)
-        self.producer: dict = {}
-        for t in trace.tasks:
+        tasks = trace.tasks
+        self.inputs: dict[str, tuple] = {}
+        self.after: dict[str, list] = {}
+        if all(t.reads is None and t.writes is None for t in tasks):  # each output whole to each child
+            self.produces = {t.id: (t.id,) for t in tasks}
+            self.producer = {t.id: t.id for t in tasks}
+            self.size = {t.id: float(t.output_bytes) for t in tasks}
+            self.needs = {t.id: t.parents if len(t.parents) < 2 else tuple(dict.fromkeys(t.parents)) for t in tasks}
+            self.readers = trace.children()
+            return
+        self.needs, self.produces, self.size, self.producer = {}, {}, {}, {}
+        self.readers = defaultdict(list)
+        for t in tasks:
             if t.writes is None:
                 self.produces[t.id] = (t.id,)
                 self.size[t.id] = float(t.output_bytes)
@@ -56,25 +63,28 @@ class Dataflow:
                 self.produces[t.id] = keys = tuple(("file", name) for name in t.writes)
                 self.size.update((key, float(trace.files[key[1]])) for key in keys)
             self.producer.update((key, t.id) for key in self.produces[t.id])
-        self.inputs: dict[str, tuple] = {}
-        for t in trace.tasks:
-            parents = dict.fromkeys(t.parents)
-            if t.reads is None:
-                needs = tuple(key for parent in parents for key in self.produces[parent])
-            else:
-                files = tuple(("file", name) for name in dict.fromkeys(t.reads))
-                given = {self.producer.get(key) for key in files}
-                control = tuple(("task", parent) for parent in parents if parent not in given)
-                self.producer.update((key, key[1]) for key in control)
-                inputs = tuple(key for key in files if key not in self.producer)
-                if inputs and storage is not None:
-                    self.inputs[t.id] = inputs
-                    self.size.update((key, float(trace.files[key[1]])) for key in inputs)
-                needs = tuple(key for key in files if key in self.producer or storage is not None) + control
-            self.needs[t.id] = needs
+        for t in tasks:
+            self.needs[t.id] = needs = self._needs(t, trace.files, storage)
             for key in needs:
                 self.readers[key].append(t.id)
-        self.after = {key[1]: tasks for key, tasks in self.readers.items() if _is_end(key)}
+                if _is_end(key):
+                    self.after.setdefault(key[1], []).append(t.id)
+
+    def _needs(self, t, files: dict, storage: str | None) -> tuple:
+        parents = dict.fromkeys(t.parents)
+        if t.reads is None:
+            return tuple(key for parent in parents for key in self.produces[parent])
+        read = tuple(
+            key for key in (("file", name) for name in dict.fromkeys(t.reads)) if self.producer.get(key) != t.id
+        )
+        given = {self.producer.get(key) for key in read}
+        control = tuple(("task", parent) for parent in parents if parent not in given)
+        self.producer.update((key, key[1]) for key in control)
+        inputs = tuple(key for key in read if key not in self.producer)
+        if inputs and storage is not None:
+            self.inputs[t.id] = inputs
+            self.size.update((key, float(files[key[1]])) for key in inputs)
+        return tuple(key for key in read if key in self.producer or storage is not None) + control
 
 
 class _Fetch:
@@ -98,10 +108,11 @@ class _Group:
     ``served`` counts the bytes each has received since the group formed; a flow ends when it reaches the
     target it joined with (a heap of targets: the next to end is on top)."""
 
-    __slots__ = ("links", "served", "since", "rate", "count", "targets")
+    __slots__ = ("links", "served", "since", "rate", "count", "targets", "fixed")
 
     def __init__(self, links, now):
         self.links, self.served, self.since, self.rate, self.count, self.targets = links, 0.0, now, 0.0, 0, []
+        self.fixed = False
 
     def advance(self, now) -> None:
         self.served += self.rate * (now - self.since)
@@ -145,6 +156,8 @@ class Engine:
         self.dirty = False  # the flows or a bandwidth changed since the rates were shared
         self.touched: set = set()  # pools with a new ready task or a freed slot in this event
         self.routes: dict = {}  # (source, target) -> (link names, latency)
+        self.users: dict = defaultdict(list)  # link -> groups crossing it
+        self.load: dict = defaultdict(int)  # link -> flows crossing it
         self.moved, self.events, self.now = 0.0, 0, 0.0
 
     def push(self, at, kind, payload):
@@ -240,39 +253,50 @@ class Engine:
         heapq.heappush(self.queues[pool], (self.order[task_id], task_id))
         self.touched.add(pool)
 
-    def slots(self, task_id, pool) -> int:
-        """How many slots of ``pool`` the task holds: its cores, or one GPU."""
-        return 1 if pool[1] else self.width.get(task_id, 1)
-
     def start(self, pool) -> None:
-        queue, free, now = self.queues[pool], self.free, self.now
-        wide = self.width and not pool[1]
+        """Start the ready tasks of ``pool`` in trace order while slots are free; with wide tasks about, each
+        that fits (one that does not waits, the next ones may start)."""
+        if self.width and not pool[1]:
+            self.start_wide(pool)
+            return
+        queue, free, now, heap = self.queues[pool], self.free, self.now, self.heap
+        while free[pool] > 0 and queue:  # self.launch, inline
+            _, task_id = heapq.heappop(queue)
+            free[pool] -= 1
+            self.starts[task_id], self.pools[task_id] = now, pool
+            self.sequence += 1
+            at = now + self.tasks[task_id].runtime / self.speed[pool]
+            heapq.heappush(heap, (at, self.sequence, END, (task_id, self.epoch[task_id])))
+
+    def start_wide(self, pool) -> None:
+        queue, free, now, width = self.queues[pool], self.free, self.now, self.width
         skipped = []
         while free[pool] > 0 and queue:
             item = heapq.heappop(queue)
-            task_id = item[1]
-            slots = self.width.get(task_id, 1) if wide else 1
+            slots = width.get(item[1], 1)
             if slots > free[pool]:
                 skipped.append(item)
                 continue
             free[pool] -= slots
-            self.starts[task_id], self.pools[task_id] = now, pool
-            self.sequence += 1
-            at = now + self.tasks[task_id].runtime / self.speed[pool]
-            heapq.heappush(self.heap, (at, self.sequence, END, (task_id, self.epoch[task_id])))
+            self.launch(item[1], pool, now)
         for item in skipped:
             heapq.heappush(queue, item)
+
+    def launch(self, task_id, pool, now) -> None:
+        self.starts[task_id], self.pools[task_id] = now, pool
+        self.sequence += 1
+        at = now + self.tasks[task_id].runtime / self.speed[pool]
+        heapq.heappush(self.heap, (at, self.sequence, END, (task_id, self.epoch[task_id])))
 
     def end(self, task_id) -> None:
         """``task_id`` ends: its slots free, its files go where tasks still need them."""
         self.ends[task_id] = self.now
         pool = self.pools[task_id]
         if pool is not None:
-            self.free[pool] += self.slots(task_id, pool)
+            self.free[pool] += 1 if pool[1] or not self.width else self.width.get(task_id, 1)
             self.touched.add(pool)
-        host, place, missing, at, readers = self.place[task_id], self.place, self.missing, self.at, self.flow.readers
+        host, place, missing, readers = self.place[task_id], self.place, self.missing, self.flow.readers
         for key in self.flow.produces[task_id]:
-            at[key, host] = PRESENT
             targets = None
             for child in readers.get(key, ()):
                 needs = missing.get(child)
@@ -286,13 +310,13 @@ class Engine:
             if targets:
                 for target, children in targets.items():
                     self.fetch(key, host, target, *children)
-        if task_id in self.flow.after:
+        if self.flow.after and task_id in self.flow.after:
             for child in self.flow.after[task_id]:
                 self.arrive(child, ("task", task_id))
 
     def fetch(self, key, source, target, *children) -> None:
         """``children`` on ``target`` need ``key``, held on ``source``: it moves once per host."""
-        state = self.at.get((key, target))
+        state = PRESENT if source == target else self.at.get((key, target))
         if state is PRESENT:
             for child in children:
                 self.arrive(child, key)
@@ -319,8 +343,13 @@ class Engine:
         group = self.groups.get(links)
         if group is None:
             group = self.groups[links] = _Group(links, self.now)
+            for name in links:
+                self.users[name].append(group)
         group.advance(self.now)
         group.count += 1
+        load = self.load
+        for name in links:
+            load[name] += 1
         self.flow_ids += 1
         self.flows[self.flow_ids] = _Flow(group, key, source, target, fetch)
         heapq.heappush(group.targets, (group.served + size, self.flow_ids))
@@ -328,10 +357,14 @@ class Engine:
 
     def leave(self, flow) -> None:
         """``flow`` is no longer in flight: its group shrinks (and goes once empty)."""
-        group = flow.group
+        group, load = flow.group, self.load
         group.count -= 1
+        for name in group.links:
+            load[name] -= 1
         if not group.count:
             del self.groups[group.links]
+            for name in group.links:
+                self.users[name].remove(group)
         self.dirty = True
 
     def deliver(self, key, target, fetch) -> None:
@@ -347,7 +380,11 @@ class Engine:
         """``key`` (a file, or a parent's end) is there for ``child``."""
         needs = self.missing.get(child)
         if needs is None:
-            needs = self.missing[child] = set(self.flow.needs[child])
+            needed = self.flow.needs[child]
+            if len(needed) > 1:
+                needs = self.missing[child] = set(needed)
+            else:  # its one input: ready at once
+                needs = set()
         elif key not in needs:
             return
         needs.discard(key)
@@ -358,19 +395,20 @@ class Engine:
 
     def share(self) -> tuple[float, int]:
         """Max-min fair rates for the flows in flight; the time the first of them ends, and which."""
-        now, flows = self.now, self.flows
-        for group in self.groups.values():
-            group.advance(now)
-        _share(self.groups, self.bandwidth)
+        now, flows, groups = self.now, self.flows, self.groups.values()
+        for group in groups:  # each group's bytes so far, at the rates until now
+            group.served += group.rate * (now - group.since)
+            group.since = now
+        _share(self.groups, self.users, self.load, self.bandwidth)
         best, finishing = math.inf, None
-        for group in self.groups.values():
+        for group in groups:
             targets = group.targets
             while targets[0][1] not in flows:  # a flow dropped with a failed host
                 heapq.heappop(targets)
-            left = max(targets[0][0] - group.served, 0.0) / group.rate
+            left = (targets[0][0] - group.served) / group.rate
             if left < best:
                 best, finishing = left, targets[0][1]
-        return now + best, finishing
+        return now + max(best, 0.0), finishing
 
     def fail(self, host) -> None:
         """``host`` stops: attempts there fail, its tasks move, files held only there are re-produced."""
@@ -436,7 +474,7 @@ class Engine:
                 producer = flow.producer.get(key)
                 if producer is not None and producer not in ends:
                     missing.add(key)  # sent when its producer ends
-                elif _is_end(key) or at.get((key, host)) is PRESENT:
+                elif _is_end(key) or at.get((key, host)) is PRESENT or self.place.get(producer) == host:
                     continue  # a parent's end, or a file already on the host
                 elif producer is None:  # a workflow input
                     missing.add(key)
@@ -473,23 +511,25 @@ def _is_end(key) -> bool:
     return isinstance(key, tuple) and key[0] == "task"
 
 
-def _share(groups: dict, bandwidth: dict) -> None:
+def _share(groups: dict, users: dict, load: dict, bandwidth: dict) -> None:
     """Max-min fair rates by progressive filling over groups of flows with one route: the most shared link
     fixes the rate of its flows first."""
-    users: dict = defaultdict(list)
-    for group in groups.values():
-        for name in group.links:
-            users[name].append(group)
-    capacity = {name: bandwidth[name] for name in users}
-    counts = {name: sum(group.count for group in members) for name, members in users.items()}
-    fixed: set = set()
-    while len(fixed) < len(groups):
-        share, bottleneck = min((capacity[name] / n, name) for name, n in counts.items() if n)
+    counts = {name: n for name, n in load.items() if n}
+    capacity = {name: bandwidth[name] for name in counts}
+    left = len(groups)
+    while left:
+        share, bottleneck = min((capacity[name] / n, name) for name, n in counts.items())
         for group in users[bottleneck]:
-            if group.links in fixed:
+            if group.fixed:
                 continue
-            fixed.add(group.links)
+            group.fixed = True
+            left -= 1
             group.rate = share
+            taken, count = share * group.count, group.count
             for name in group.links:
-                capacity[name] -= share * group.count
-                counts[name] -= group.count
+                capacity[name] -= taken
+                counts[name] -= count
+                if not counts[name]:
+                    del counts[name]
+    for group in groups.values():
+        group.fixed = False

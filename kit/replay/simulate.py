@@ -128,9 +128,9 @@ def _check(trace: Trace, platform: Platform, place: dict[str, str], failures: di
             raise ValueError(f"failures name {host!r}, not a host; hosts are {sorted(platform.hosts)}")
         if not at >= 0:
             raise ValueError(f"failures: host {host!r} fails at {at!r}, a time must be >= 0 s")
-    for t in trace.tasks:
+    for t in [t for t in trace.tasks if t.cores > 1]:
         host = platform.hosts[place[t.id]]
-        if t.cores > 1 and not host.on_gpu(t) and math.ceil(t.cores) > host.cores:
+        if not host.on_gpu(t) and math.ceil(t.cores) > host.cores:
             raise ValueError(
                 f"task {t.id!r} needs {math.ceil(t.cores)} cores, host {host.name!r} has {host.cores}: place it on a "
                 "host with more cores"
