@@ -11,12 +11,10 @@ link contention (replay then charges it), and never put a GPU task on a host who
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 
 from kit.replay.platform import Platform
-from kit.replay.trace import Trace
+from kit.replay.trace import Trace, topological
 
 
 def place(trace: Trace, platform: Platform, strategy: str, *, seed: int = 0) -> dict[str, str]:
@@ -150,19 +148,8 @@ def _earliest_finish(order, tasks, platform) -> dict[str, str]:
 
 def _topological(trace: Trace):
     """Tasks in an order where every parent comes before its children (trace order among equals)."""
-    pending = {t.id: len(set(t.parents)) for t in trace.tasks}
-    children = trace.children()
-    index = {t.id: i for i, t in enumerate(trace.tasks)}
-    ready = sorted((index[i], i) for i, n in pending.items() if n == 0)
-    order = []
-    while ready:
-        _, task_id = heapq.heappop(ready)
-        order.append(trace.tasks[index[task_id]])
-        for child in children[task_id]:
-            pending[child] -= 1
-            if pending[child] == 0:
-                heapq.heappush(ready, (index[child], child))
-    return order
+    tasks = {t.id: t for t in trace.tasks}
+    return [tasks[i] for i in topological({t.id: set(t.parents) for t in trace.tasks})]
 
 
 #: Strategies by name: ``f(trace, platform, seed) -> {task id: host}``.

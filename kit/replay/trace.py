@@ -357,30 +357,14 @@ def _tasks(records, files, marks, times, source) -> list[Task]:
 def _topological(records, writer, source) -> list[dict]:
     """``records`` with each after its parents and the writers of its files (file order otherwise)."""
     by_id = {r["id"]: r for r in records}
-    after = {
+    before = {
         r["id"]: set(r["parents"]) | {writer[f] for f in r["reads"] if f in writer and writer[f] != r["id"]}
         for r in records
     }
-    pending = {i: len(before) for i, before in after.items()}
-    children: dict[str, list[str]] = {i: [] for i in after}
-    for i, before in after.items():
-        for other in before:
-            children[other].append(i)
-    position = {r["id"]: k for k, r in enumerate(records)}
-    ready = [(position[i], i) for i, count in pending.items() if count == 0]
-    heapq.heapify(ready)
-    ordered = []
-    while ready:
-        _, task_id = heapq.heappop(ready)
-        ordered.append(by_id[task_id])
-        for child in children[task_id]:
-            pending[child] -= 1
-            if pending[child] == 0:
-                heapq.heappush(ready, (position[child], child))
-    if len(ordered) < len(records):
-        cycle = sorted(i for i, count in pending.items() if count > 0)
-        raise ValueError(f"{source}: the workflow has a cycle through task(s) {cycle[:5]}: a workflow must be acyclic")
-    return ordered
+    try:
+        return [by_id[task_id] for task_id in topological(before)]
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def _machines(entries, source: str) -> dict[str, Machine]:
@@ -467,29 +451,35 @@ def _validate(tasks: list[Task], files: dict[str, int]) -> None:
 
 
 def _check_acyclic(tasks: list[Task], writer: dict[str, str]) -> None:
-    """Kahn's algorithm over parents and file writers: whatever is left unvisited lies on a cycle."""
-    after = _dependencies(tasks, writer)
-    pending = {task_id: len(before) for task_id, before in after.items()}
-    children: dict[str, list[str]] = {task_id: [] for task_id in after}
-    for task_id, before in after.items():
-        for other in before:
-            children[other].append(task_id)
-    ready = [task_id for task_id, count in pending.items() if count == 0]
-    while ready:
-        for child in children[ready.pop()]:
-            pending[child] -= 1
-            if pending[child] == 0:
-                ready.append(child)
-    cycle = sorted(task_id for task_id, count in pending.items() if count > 0)
-    if cycle:
-        raise ValueError(f"the trace has a cycle through task(s) {cycle[:5]}: a workflow must be acyclic")
-
-
-def _dependencies(tasks, writer: dict[str, str]) -> dict[str, set[str]]:
-    """The tasks each task waits for: its parents and the writers of the files it reads."""
-    return {
+    before = {
         t.id: set(t.parents) | {writer[f] for f in t.reads or () if f in writer and writer[f] != t.id} for t in tasks
     }
+    topological(before)
+
+
+def topological(before: dict[str, set[str]]) -> list[str]:
+    """The ids of ``before`` (id -> the ids it comes after), each after those, in the mapping's order among
+    equals (Kahn's algorithm); a cycle is an error naming tasks on it."""
+    pending = {task_id: len(earlier) for task_id, earlier in before.items()}
+    later: dict[str, list[str]] = {task_id: [] for task_id in before}
+    for task_id, earlier in before.items():
+        for other in earlier:
+            later[other].append(task_id)
+    position = {task_id: k for k, task_id in enumerate(before)}
+    ready = [(position[i], i) for i, count in pending.items() if count == 0]
+    heapq.heapify(ready)
+    ordered = []
+    while ready:
+        _, task_id = heapq.heappop(ready)
+        ordered.append(task_id)
+        for other in later[task_id]:
+            pending[other] -= 1
+            if pending[other] == 0:
+                heapq.heappush(ready, (position[other], other))
+    if len(ordered) < len(before):
+        cycle = sorted(i for i, count in pending.items() if count > 0)
+        raise ValueError(f"the trace has a cycle through task(s) {cycle[:5]}: a workflow must be acyclic")
+    return ordered
 
 
 def _output_file(task_id: str) -> str:
