@@ -109,3 +109,24 @@ def test_bad_files_name_the_task_and_the_file():
     with pytest.raises(ValueError, match="cycle"):
         Trace("bad", [job("a", 1.0, reads=["g"], writes=["f"]), job("b", 1.0, reads=["f"], writes=["g"])],
               files={"f": 1, "g": 1})  # fmt: skip
+
+
+def test_the_per_task_overhead_delays_each_task_between_ready_and_queued():
+    platform = Platform.from_dict({"hosts": {"a": {"tier": "hpc", "cores": 1}}, "overhead": 0.5})
+    result = replay(Trace("chain", [job("p", 1.0), job("c", 1.0, ["p"])]), platform, "a")
+    assert result.starts == pytest.approx({"p": 0.5, "c": 2.0}) and result.makespan == pytest.approx(3.0)
+    split = latency_split(result)
+    assert split.waiting_time.values.tolist() == pytest.approx([0.5, 0.5])
+    with pytest.raises(ValueError, match="platform: overhead must be >= 0 s, got -1.0"):
+        Platform.from_dict({"hosts": {"a": {"tier": "hpc", "cores": 1}}, "overhead": -1})
+
+
+def test_calibrate_takes_the_median_gap_between_a_local_parent_and_its_child():
+    from kit.replay.calibrate import calibrate
+
+    def ran(task_id, start, end, host, parents=()):
+        return Task(task_id, task_id, start, end, host, tuple(parents))
+
+    tasks = [ran("a", 0.0, 1.0, "h"), ran("b", 1.2, 2.2, "h", ["a"]), ran("c", 2.5, 3.0, "h", ["b"]),
+             ran("d", 9.0, 9.5, "g", ["a"])]  # fmt: skip
+    assert calibrate(Trace("gaps", tasks)).overhead == pytest.approx(0.25)  # (0.2 + 0.3) / 2; d crossed hosts

@@ -3,7 +3,7 @@
 The critical path is the chain of tasks that ends at the last task, each made ready by the arrival of its
 last input (the file, or the end of a parent, that came last: not necessarily the parent that ended last).
 Along it the end-to-end time splits into compute (the tasks' own runtimes), transfer (from that parent's end
-to the moment its data arrived, when it crossed hosts) and waiting (for a free core).
+to the moment its data arrived, when it crossed hosts) and waiting (the per-task overhead, then a free core).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def critical_path(result: Replay) -> list[str]:
 
 def latency_split(result: Replay) -> xr.Dataset:
     """Along the critical path, per task: ``transfer_time`` (from its critical parent's end until all its
-    inputs were on its host), ``waiting_time`` (ready, no free core) and ``compute_time`` (its runtime on
+    inputs were on its host), ``waiting_time`` (ready, not started: the platform's per-task overhead, then
+    no free core) and ``compute_time`` (its runtime on
     its host), in seconds; over the path they sum to the makespan."""
     path = critical_path(result)
     compute, transfer, waiting = [], [], []

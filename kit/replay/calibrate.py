@@ -22,7 +22,7 @@ def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
     trace does not say, as many as threads ran its tasks (at least the widest task's), at the recording's
     speed (1); a link between every pair of workers at the bandwidth the recorded transfers achieved
     (bytes that crossed workers over the seconds their transfers took), with the trace's
-    ``transfer_latency`` (0 if absent)."""
+    ``transfer_latency`` (0 if absent), and the per-task ``overhead`` the trace shows (:func:`overhead`)."""
     threads, widest = defaultdict(set), defaultdict(int)
     for t in trace.tasks:
         threads[t.host].add(t.thread)
@@ -36,7 +36,23 @@ def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
     bandwidth = moved / seconds if moved and seconds > 0 else DEFAULT_BANDWIDTH
     latency = float(trace.attrs.get("transfer_latency", 0.0))
     links = [Link((a, b), bandwidth, latency) for a, b in combinations(sorted(hosts), 2)]
-    return Platform(hosts, links)
+    return Platform(hosts, links, overhead=overhead(trace))
+
+
+def overhead(trace: Trace) -> float:
+    """The median gap between a task's ready time and its start in a trace with recorded start times (ready:
+    when the last of its parents on its own host ended, so that no transfer is counted; tasks with a parent
+    elsewhere are left out): what the workflow system spent per task. 0 without such tasks, or when the start
+    times were not recorded but derived."""
+    if trace.stated_makespan is not None:
+        return 0.0
+    tasks = {t.id: t for t in trace.tasks}
+    gaps = [
+        t.start - max(tasks[p].end for p in t.parents)
+        for t in trace.tasks
+        if t.parents and all(tasks[p].host == t.host for p in t.parents)
+    ]
+    return max(float(np.median(gaps)), 0.0) if gaps else 0.0
 
 
 def fidelity(trace: Trace, platform: Platform | None = None) -> xr.Dataset:

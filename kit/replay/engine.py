@@ -1,17 +1,18 @@
 """The discrete-event loop behind :func:`kit.replay.replay`: one heap of plain-tuple events, no process per task.
 
-Data moves as files (:func:`dataflow`): a task that lists the files it writes produces them, any other task
+Data moves as files (:class:`Dataflow`): a task that lists the files it writes produces them, any other task
 produces one output of ``output_bytes``; a task that lists the files it reads needs exactly those (and waits
 for the end of any parent that gives it none), any other task needs everything its parents produced.
 Workflow inputs (files no task writes) start on the platform's storage host, or everywhere without one.
 
-A task is ready once each file it needs is on its host (and its release time, if any, has come); it then
-waits for its cores (``Task.cores``, rounded up), or a GPU (:meth:`Host.on_gpu`): the ready tasks of a host
-in trace order, each started as soon as its cores are free (a wide task does not hold back narrower ones
-behind it). When a task ends, each file it wrote goes once to each other host where a task still needs it
-(workflow inputs go at time 0): the transfer waits the route's latency, then shares every link it crosses
-max-min fairly with the flows in flight (progressive filling, recomputed whenever the flows or a link's
-bandwidth change); on one host data is free, and a file on a host serves every task there.
+A task is ready once each file it needs is on its host (and its release time, if any, has come); after the
+platform's per-task ``overhead`` (submission and scheduling) it waits for its cores (``Task.cores``, rounded
+up) or a GPU (:meth:`Host.on_gpu`): the ready tasks of a host in trace order, each started as soon as its
+cores are free (a wide task does not hold back narrower ones behind it). When a task ends, each file it wrote
+goes once to each other host where a task still needs it (workflow inputs go at time 0): the transfer waits
+the route's latency, then shares every link it crosses max-min fairly with the flows in flight (progressive
+filling, recomputed whenever the flows or a link's bandwidth change); on one host data is free, and a file
+on a host serves every task there.
 
 A failed host stops at once (before any task ending at that very time) and loses what it held: its running
 tasks become failed attempts; its unfinished tasks move to the fallback host (:meth:`Engine.fallback`) and
@@ -29,7 +30,7 @@ from collections import defaultdict, deque
 
 from kit.replay.platform import GPU_COMPONENTS, Platform
 
-END, TRANSMIT, RELEASE, FAIL, BANDWIDTH = range(5)
+END, TRANSMIT, RELEASE, QUEUE, FAIL, BANDWIDTH = range(6)
 #: ``missing[task]`` once all its inputs are on its host (one shared object: no set per task stays alive).
 COMPLETE = frozenset()
 #: ``at[file, host]`` once the file is on the host.
@@ -128,7 +129,7 @@ class Engine:
         self.platform, self.place = platform, place
         self.flow = Dataflow(trace, platform.storage)
         self.order = {t.id: (t.start, t.id) for t in trace.tasks}  # ready tasks start in trace order
-        self.release, self.instant = release or {}, frozenset(instant)
+        self.release, self.instant, self.overhead = release or {}, frozenset(instant), platform.overhead
         # Keys not yet on the task's host: absent while none arrived (all missing), a set once some did,
         # COMPLETE when all did.
         self.missing: dict[str, set | frozenset] = {}
@@ -210,10 +211,10 @@ class Engine:
                 self.deliver(done.key, done.target, done.fetch)
             elif kind == TRANSMIT:
                 self.transmit(*payload)
-            elif kind == RELEASE:
+            elif kind in (RELEASE, QUEUE):
                 task_id, epoch = payload
                 if epoch == epochs[task_id]:
-                    self.enqueue(task_id)
+                    self.ready(task_id) if kind == RELEASE else self.enqueue(task_id)
             elif kind == FAIL:
                 self.fail(payload)
             else:
@@ -233,14 +234,17 @@ class Engine:
         touched.clear()
 
     def ready(self, task_id) -> None:
-        """Inputs all on the host: wait for the release time, then for a slot."""
+        """Inputs all on the host: wait for the release time, then the platform's overhead, then a slot."""
         if self.release and self.release.get(task_id, 0.0) > self.now:
             self.push(self.release[task_id], RELEASE, (task_id, self.epoch[task_id]))
+            return
+        self.ready_at[task_id] = self.now
+        if self.overhead and task_id not in self.instant:
+            self.push(self.now + self.overhead, QUEUE, (task_id, self.epoch[task_id]))
             return
         self.enqueue(task_id)
 
     def enqueue(self, task_id) -> None:
-        self.ready_at[task_id] = self.now
         if self.instant and task_id in self.instant:  # a stream's request or response: no slot, no time
             self.starts[task_id], self.pools[task_id] = self.now, None
             self.push(self.now, END, (task_id, self.epoch[task_id]))

@@ -12,7 +12,9 @@ A platform is described in YAML::
 is in bytes/s, either one number or a piecewise-constant profile ``[[time, bytes/s], ...]`` starting at time
 0; ``latency`` is in seconds. A route between two hosts is the path of least total latency over the links
 (fewest links on ties); two tasks on the same host exchange data for free. ``storage: <host>`` (optional)
-names the host that holds the workflow's input files; without it they are on every host.
+names the host that holds the workflow's input files; without it they are on every host. ``overhead: <s>``
+(optional, 0 by default) delays every task between its inputs arriving and its joining its host's queue: the
+submission and scheduling time a workflow system spends per task.
 
 GPUs (optional: ``count``, ``speed`` relative to the device that ran the task in the recording, ``memory``
 in bytes per GPU) run the tasks of :data:`GPU_COMPONENTS`: such a task takes a GPU instead of a core and
@@ -85,11 +87,13 @@ class Link:
 @dataclass
 class Platform:
     """Hosts and links, checked on construction (errors name the host, the link and the field); ``storage``
-    names the host that holds the workflow's input files (none: they are on every host)."""
+    names the host that holds the workflow's input files (none: they are on every host); ``overhead`` is the
+    seconds each task waits, once ready, before it joins its host's queue."""
 
     hosts: dict[str, Host]
     links: list[Link] = field(default_factory=list)
     storage: str | None = None
+    overhead: float = 0.0
 
     def __post_init__(self):
         for host in self.hosts.values():
@@ -98,6 +102,8 @@ class Platform:
             _check_link(i, link, self.hosts)
         if self.storage is not None and self.storage not in self.hosts:
             raise ValueError(f"storage {self.storage!r} is not a host; hosts are {sorted(self.hosts)}")
+        if not self.overhead >= 0:
+            raise ValueError(f"overhead must be >= 0 s, got {self.overhead!r}")
         self._routes: dict[tuple[str, str], list[Link]] = {}
 
     @classmethod
@@ -152,7 +158,12 @@ class Platform:
             links.append(link := Link((str(ends[0]), str(ends[1])), bandwidth, latency, tuple(changes)))
             _located(_check_link, at, i, link, hosts)
         storage = content.get("storage")
-        return cls(hosts, links, None if storage is None else str(storage))
+        if storage is not None and str(storage) not in hosts:
+            raise ValueError(f"{source}: storage {storage!r} is not a host; hosts are {sorted(hosts)}")
+        overhead = _number(content.get("overhead", 0.0), f"{source}: overhead")
+        if not overhead >= 0:
+            raise ValueError(f"{source}: overhead must be >= 0 s, got {overhead!r}")
+        return cls(hosts, links, None if storage is None else str(storage), overhead)
 
     def route(self, source: str, target: str) -> list[Link]:
         """The links from ``source`` to ``target`` (least total latency, then fewest links); [] on one host."""

@@ -6,7 +6,7 @@ and the placement as JSON, runs :mod:`kit.replay.simgrid_dag` under that interpr
 reads back the makespan, each task's start and end, and SimGrid's wall time. SimGrid uses its plain max-min
 network model (CM02 without TCP corrections), so that both simulators model the same thing; the comparison
 covers what both model: cores, wide tasks, per-file transfers over shared links, storage (no GPUs, link
-bandwidth profiles, failures or streams).
+bandwidth profiles, per-task overheads, failures or streams).
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ def _supported(trace: Trace, platform: Platform) -> None:
     changing = [link.name for link in platform.links if link.changes]
     if changing:
         raise ValueError(f"the SimGrid reference models constant bandwidths; link(s) {changing} change theirs")
+    if platform.overhead:
+        raise ValueError(f"the SimGrid reference models no per-task overhead; the platform has {platform.overhead} s")
     gpus = [name for name, host in platform.hosts.items() if host.gpus]
     if gpus:
         raise ValueError(f"the SimGrid reference models cores only; host(s) {gpus} have GPUs")
