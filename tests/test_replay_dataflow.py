@@ -130,3 +130,23 @@ def test_calibrate_takes_the_median_gap_between_a_local_parent_and_its_child():
     tasks = [ran("a", 0.0, 1.0, "h"), ran("b", 1.2, 2.2, "h", ["a"]), ran("c", 2.5, 3.0, "h", ["b"]),
              ran("d", 9.0, 9.5, "g", ["a"])]  # fmt: skip
     assert calibrate(Trace("gaps", tasks)).overhead == pytest.approx(0.25)  # (0.2 + 0.3) / 2; d crossed hosts
+
+
+def test_streams_relabels_and_scaled_platforms_keep_files_storage_and_overhead():
+    from kit.replay import Stream
+    from kit.replay.factors import scaled
+    from kit.replay.trace import relabel
+
+    trace = Trace("files", [job("p", 1.0, reads=["in"], writes=["f"]), job("c", 1.0, ["p"], ["f"])],
+                  files={"in": 1000, "f": 1000})  # fmt: skip
+    platform = two_hosts(storage="a")
+    platform = Platform(platform.hosts, platform.links, platform.storage, overhead=0.25)
+    faster = scaled(platform, {"speed": 2.0})
+    assert (faster.storage, faster.overhead) == ("a", 0.25)
+    named = relabel(trace, {"p": "simulation"})
+    assert named.files == trace.files and named.tasks[0].component == "simulation"
+    steps = Stream("trainer", work=0.5, component="training", consumes="simulation", batch=1)
+    result = replay(named, platform, {"p": "a", "c": "b", "training": "a"}, streams=[steps])
+    # p: overhead 0.25, 1 s; f to b: 0.5 + 1 s, then overhead; the training step after p on a: 0.25 + 0.5 s.
+    assert result.ends["c"] == pytest.approx(0.25 + 1.0 + 1.5 + 0.25 + 1.0)
+    assert result.ends["trainer:0"] == pytest.approx(0.25 + 1.0 + 0.25 + 0.5)

@@ -48,7 +48,7 @@ def scaled(platform: Platform, values: dict) -> Platform:
             links = [_scale_link(link, factor, value) if set(link.ends) & in_tier else link for link in links]
         else:
             hosts, links = _resize(hosts, links, sorted(in_tier), max(1, round(value)))
-    return Platform(hosts, links)
+    return Platform(hosts, links, platform.storage, platform.overhead)
 
 
 def _scale_link(link: Link, factor: str, value: float) -> Link:

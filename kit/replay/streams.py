@@ -14,7 +14,7 @@ latency runs from the end of the batch's last task to the step's end.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,7 +105,8 @@ def expand(trace: Trace, streams) -> tuple[Trace, dict, dict[str, str], set[str]
                 tasks.append(_item(stream, work, max(t.end for t in batch), parents, size))
                 arrivals.append(([t.id for t in batch], work))
                 previous = (work,)
-    return Trace(trace.name, tasks, trace.executed_at, dict(trace.attrs)), items, pinned, instant, release
+    expanded = replace(trace, tasks=tasks, attrs=dict(trace.attrs), stated_makespan=None)  # its files and machines
+    return expanded, items, pinned, instant, release
 
 
 def summary(items: dict, ends: dict[str, float]):

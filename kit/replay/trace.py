@@ -409,7 +409,7 @@ def relabel(trace: Trace, components: dict[str, str]) -> Trace:
     if unknown:
         raise ValueError(f"unknown component(s) {unknown}; choose among {list(COMPONENTS)}")
     tasks = [replace(t, component=components.get(t.name, t.component)) for t in trace.tasks]
-    return Trace(trace.name, tasks, trace.executed_at, dict(trace.attrs))
+    return replace(trace, tasks=tasks, attrs=dict(trace.attrs))
 
 
 def children_of(tasks: list[Task]) -> dict[str, list[str]]:
