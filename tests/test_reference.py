@@ -6,7 +6,8 @@ import pytest
 
 from kit import paths
 from kit.replay import Platform, Task, Trace, replay
-from kit.replay.reference import INSTALL, agreement, simgrid_python, simgrid_replay
+from kit.replay.agreement import agreement
+from kit.replay.reference import INSTALL, simgrid_python, simgrid_replay
 
 RECORDED = paths.root() / "papers" / "deployment" / "recorded" / "simgrid-agreement.nc"
 needs_simgrid = pytest.mark.skipif(simgrid_python() is None, reason=f"SimGrid is not installed: {INSTALL}")
@@ -44,6 +45,11 @@ CASES = {
         [job("p1", 1.0, writes=["f1"]), job("p2", 1.5, writes=["f2"]), job("c", 1.0, ["p1", "p2"], ["f1", "f2"])],
         {"f1": 3000, "f2": 1000},
         {"p1": "a", "p2": "a", "c": "b"},
+    ),
+    "quiet-parent": (
+        [job("p", 2.0), Task("c", "c", 0, 1, "r", ("p",))],
+        {},
+        {"p": "a", "c": "b"},
     ),
     "implicit": (
         [Task("p", "p", 0, 1, "r", output_bytes=2000), Task("c", "c", 0, 1, "r", ("p",))],

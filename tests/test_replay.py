@@ -40,7 +40,8 @@ def test_a_recorded_run_has_every_task_with_its_dependencies_sizes_and_workers(c
     assert sorted(t.output_bytes for t in sims) == [1000, 2000, 3000, 4000] and trainer.input_bytes == 10000
     assert set(trace.hosts) <= set(client.scheduler_info()["workers"])
     assert all(t.end > t.start >= 0 for t in sims)
-    assert trainer.start >= max(t.end for t in sims) - 1e-3  # a task starts after its parents ended
+    # No assertion on order in time: dask corrects each worker's clock by an estimated offset, and under load a
+    # task may appear to start a few ms before a parent on another worker ended.
     assert trace.makespan == pytest.approx(trainer.end - min(t.start for t in sims))
 
 
@@ -227,8 +228,8 @@ def test_a_recorded_trace_replays_on_its_own_model(client):
 
 def check_replay_of_recording(trace, model, result):
     """What a replay of a recorded run keeps whatever the load was while it was recorded: each task's recorded
-    runtime, its parents before it, and a makespan between the longest chain of runtimes and all runtimes and
-    transfers one after the other."""
+    runtime, its parents before it, and a makespan between the longest chain of runtimes and all runtimes,
+    transfers and per-task overheads one after the other."""
     tasks = {t.id: t for t in trace.tasks}
     for t in trace.tasks:
         assert result.ends[t.id] - result.starts[t.id] == pytest.approx(t.runtime, abs=1e-9)
@@ -239,7 +240,8 @@ def check_replay_of_recording(trace, model, result):
     moved = [tasks[p].output_bytes for t in trace.tasks for p in t.parents if tasks[p].host != t.host]
     link = model.links[0] if model.links else None
     transfers = sum(link.latency + size / link.bandwidth for size in moved) if link else 0.0
-    assert max(chain.values()) - 1e-9 <= result.makespan <= sum(t.runtime for t in trace.tasks) + transfers + 1e-9
+    serial = sum(t.runtime for t in trace.tasks) + transfers + len(trace.tasks) * model.overhead
+    assert max(chain.values()) - 1e-9 <= result.makespan <= serial + 1e-9
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,18 @@ def test_a_lost_file_is_written_again_and_fetched_once_more():
     assert result.attempts.reason.values.tolist() == ["output lost"]
 
 
+def test_a_task_without_file_lists_waits_for_a_parent_that_wrote_nothing():
+    trace = Trace("quiet", [job("p", 2.0), Task("c", "c", 0.0, 1.0, "recorded", ("p",))])
+    result = replay(trace, two_hosts(), {"p": "a", "c": "b"})
+    assert result.starts["c"] == pytest.approx(2.0) and result.bytes_moved == 0
+
+
+def test_a_task_moved_after_its_storage_failed_cannot_read_its_inputs_again():
+    trace = Trace("input", [job("t", 2.0, reads=["in"])], files={"in": 100})
+    with pytest.raises(RuntimeError, match="storage host 'a' failed: task 't', moved to 'b', cannot read"):
+        replay(trace, two_hosts(storage="a"), "a", failures={"a": 1.0})
+
+
 def test_bad_files_name_the_task_and_the_file():
     with pytest.raises(ValueError, match=r"task 'c': file\(s\) \['g'\] have no size"):
         Trace("bad", [job("c", 1.0, reads=["g"])], files={})

@@ -120,6 +120,7 @@ def test_a_specification_only_instance_loads_with_unknown_fields_ignored():
         (lambda c: c["workflow"]["tasks"][1]["files"][1].update(name="part"), "file 'part' is written by two tasks"),
         (lambda c: c["workflow"]["tasks"][0].update(runtimeInSeconds=-1), "runtimeInSeconds: expected a finite"),
         (lambda c: c["workflow"].update(tasks="no"), "workflow.tasks"),
+        (lambda c: c["workflow"]["tasks"][1].update(name="blast ID02"), r"f\.json: task id 'blast ID02' has"),
     ],
 )
 def test_bad_instances_name_the_file_the_task_and_the_field(edit, match):

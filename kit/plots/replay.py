@@ -112,7 +112,7 @@ def replay_speed(data: xr.Dataset) -> Figure:
 
 
 def simgrid_agreement(data: xr.Dataset) -> Figure:
-    """The kit's makespans against SimGrid's (``kit.replay.reference.agreement``), one marker per recipe and
+    """The kit's makespans against SimGrid's (``kit.replay.agreement.agreement``), one marker per recipe and
     platform and size, on the diagonal when they agree; right, SimGrid's wall time over the kit's against the
     number of tasks."""
     fig = Figure(figsize=(10.0, 4.0), layout="constrained")

@@ -30,7 +30,8 @@ def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
     hosts = {}
     for name, found in threads.items():
         machine = trace.machines.get(name)
-        cores = machine.cores if machine is not None and machine.cores else max(1, len(found), widest[name])
+        recorded = machine.cores if machine is not None and machine.cores else len(found)
+        cores = max(1, recorded, widest[name])
         hosts[name] = Host(name, tier, cores, 1.0)
     moved, seconds = trace.attrs.get("transfer_bytes", 0), trace.attrs.get("transfer_seconds", 0.0)
     bandwidth = moved / seconds if moved and seconds > 0 else DEFAULT_BANDWIDTH

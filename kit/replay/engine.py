@@ -73,8 +73,10 @@ class Dataflow:
 
     def _needs(self, t, files: dict, storage: str | None) -> tuple:
         parents = dict.fromkeys(t.parents)
-        if t.reads is None:
-            return tuple(key for parent in parents for key in self.produces[parent])
+        if t.reads is None:  # everything its parents wrote; the end of a parent that wrote nothing
+            control = tuple(("task", parent) for parent in parents if not self.produces[parent])
+            self.producer.update((key, key[1]) for key in control)
+            return tuple(key for parent in parents for key in self.produces[parent]) + control
         read = tuple(
             key for key in (("file", name) for name in dict.fromkeys(t.reads)) if self.producer.get(key) != t.id
         )
@@ -127,7 +129,7 @@ class Engine:
     def __init__(self, trace, platform: Platform, place, *, release=None, instant=(), failures=None):
         self.tasks = {t.id: t for t in trace.tasks}
         self.platform, self.place = platform, place
-        self.flow = Dataflow(trace, platform.storage)
+        self.dataflow = Dataflow(trace, platform.storage)
         self.order = {t.id: (t.start, t.id) for t in trace.tasks}  # ready tasks start in trace order
         self.release, self.instant, self.overhead = release or {}, frozenset(instant), platform.overhead
         # Keys not yet on the task's host: absent while none arrived (all missing), a set once some did,
@@ -170,13 +172,13 @@ class Engine:
             for at, bandwidth in link.changes:
                 self.push(at, BANDWIDTH, (link.name, bandwidth))
         storage = self.platform.storage
-        for key in {key for keys in self.flow.inputs.values() for key in keys}:
+        for key in {key for keys in self.dataflow.inputs.values() for key in keys}:
             self.at[key, storage] = PRESENT
         for task_id in self.tasks:
-            if not self.flow.needs[task_id]:
+            if not self.dataflow.needs[task_id]:
                 self.missing[task_id] = COMPLETE
                 self.ready(task_id)
-            for key in self.flow.inputs.get(task_id, ()):
+            for key in self.dataflow.inputs.get(task_id, ()):
                 self.fetch(key, storage, self.place[task_id], task_id)
         for host, at in sorted(self.failures.items(), key=lambda item: (item[1], item[0])):
             if at > 0:
@@ -299,8 +301,8 @@ class Engine:
         if pool is not None:
             self.free[pool] += 1 if pool[1] or not self.width else self.width.get(task_id, 1)
             self.touched.add(pool)
-        host, place, missing, readers = self.place[task_id], self.place, self.missing, self.flow.readers
-        for key in self.flow.produces[task_id]:
+        host, place, missing, readers = self.place[task_id], self.place, self.missing, self.dataflow.readers
+        for key in self.dataflow.produces[task_id]:
             targets = None
             for child in readers.get(key, ()):
                 needs = missing.get(child)
@@ -314,8 +316,8 @@ class Engine:
             if targets:
                 for target, children in targets.items():
                     self.fetch(key, host, target, *children)
-        if self.flow.after and task_id in self.flow.after:
-            for child in self.flow.after[task_id]:
+        if self.dataflow.after and task_id in self.dataflow.after:
+            for child in self.dataflow.after[task_id]:
                 self.arrive(child, ("task", task_id))
 
     def fetch(self, key, source, target, *children) -> None:
@@ -334,7 +336,7 @@ class Engine:
             links = self.platform.route(source, target)
             self.routes[source, target] = (tuple(link.name for link in links), sum(link.latency for link in links))
         links, latency = self.routes[source, target]
-        size = self.flow.size[key]
+        size = self.dataflow.size[key]
         self.moved += size
         self.push(self.now + latency, TRANSMIT, (key, source, target, links, size, state))
 
@@ -384,7 +386,7 @@ class Engine:
         """``key`` (a file, or a parent's end) is there for ``child``."""
         needs = self.missing.get(child)
         if needs is None:
-            needed = self.flow.needs[child]
+            needed = self.dataflow.needs[child]
             if len(needed) > 1:
                 needs = self.missing[child] = set(needed)
             else:  # its one input: ready at once
@@ -427,7 +429,7 @@ class Engine:
         for entry in gone:
             del self.at[entry]
         if host == self.platform.storage:
-            waiting = [t for t, keys in self.flow.inputs.items() if any(self.waits(t, key) for key in keys)]
+            waiting = [t for t, keys in self.dataflow.inputs.items() if any(self.waits(t, key) for key in keys)]
             if waiting:
                 raise RuntimeError(
                     f"storage host {host!r} failed while task(s) {waiting[:5]} still needed workflow inputs from it"
@@ -446,10 +448,10 @@ class Engine:
 
     def still_needed(self, task_id) -> bool:
         """Whether a task that has not ended waits for a file ``task_id`` wrote."""
-        readers, ends = self.flow.readers, self.ends
+        readers, ends = self.dataflow.readers, self.ends
         return any(
             child not in ends and self.waits(child, key)
-            for key in self.flow.produces[task_id]
+            for key in self.dataflow.produces[task_id]
             for child in readers.get(key, ())
         )
 
@@ -467,20 +469,26 @@ class Engine:
     def relocate(self, task_ids) -> None:
         """Move unfinished tasks to their fallback hosts and gather their inputs there again."""
         pending = deque(task_ids)
-        flow, at, ends, storage = self.flow, self.at, self.ends, self.platform.storage
+        dataflow, at, ends, storage = self.dataflow, self.at, self.ends, self.platform.storage
         while pending:
             task_id = pending.popleft()
             host = self.place[task_id] = self.fallback(task_id)
             self.epoch[task_id] += 1
             self.ready_at.pop(task_id, None)
+            self.last_input.pop(task_id, None)
             missing, requests = set(), []
-            for key in flow.needs[task_id]:
-                producer = flow.producer.get(key)
+            for key in dataflow.needs[task_id]:
+                producer = dataflow.producer.get(key)
                 if producer is not None and producer not in ends:
                     missing.add(key)  # sent when its producer ends
                 elif _is_end(key) or at.get((key, host)) is PRESENT or self.place.get(producer) == host:
                     continue  # a parent's end, or a file already on the host
                 elif producer is None:  # a workflow input
+                    if storage in self.dead:
+                        raise RuntimeError(
+                            f"storage host {storage!r} failed: task {task_id!r}, moved to {host!r}, cannot read "
+                            f"workflow input {key[1]!r} again"
+                        )
                     missing.add(key)
                     requests.append((key, storage))
                 elif self.place[producer] not in self.dead:

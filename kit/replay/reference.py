@@ -18,19 +18,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
-import xarray as xr
 
 from kit.replay.platform import Platform
 from kit.replay.simulate import placement_of
 from kit.replay.trace import Trace
 
-#: What :func:`record` records by default: the instances of the paper's figure and of its smoke run.
-RECORDED_RECIPES = ("blast", "montage", "1000genome", "seismology")
-RECORDED_SIZES = (110, 200, 1000, 3000)
 #: How to install SimGrid's Python bindings where they are packaged.
 INSTALL = "apt-get install python3-simgrid"
 SCRIPT = Path(__file__).with_name("simgrid_dag.py")
@@ -65,6 +58,7 @@ def case(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> dict:
     tasks = []
     for t in trace.tasks:
         reads = list(t.reads) if t.reads is not None else [f for p in dict.fromkeys(t.parents) for f in writes[p]]
+        reads = [f for f in dict.fromkeys(reads) if f not in writes[t.id]]  # what it writes, it does not wait for
         tasks.append(
             {"id": t.id, "host": place[t.id], "runtime": t.runtime, "cores": max(1, math.ceil(t.cores)),
              "order": order[t.id], "parents": list(dict.fromkeys(t.parents)), "reads": reads, "writes": writes[t.id]}
@@ -91,13 +85,11 @@ def simgrid_replay(trace: Trace, platform: Platform, placement, *, seed: int = 0
     with tempfile.TemporaryDirectory(prefix="kit-simgrid-") as folder:
         given, result = Path(folder) / "case.json", Path(folder) / "result.json"
         given.write_text(json.dumps(content))
-        clock = time.perf_counter()
         done = subprocess.run([python, str(SCRIPT), str(given), str(result)], capture_output=True, text=True,
                               timeout=timeout)  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"SimGrid failed on {trace.name!r} (exit {done.returncode}): {done.stderr[-2000:]}")
         out = json.loads(result.read_text())
-    out["process_seconds"] = time.perf_counter() - clock
     return out
 
 
@@ -110,97 +102,3 @@ def _supported(trace: Trace, platform: Platform) -> None:
     gpus = [name for name, host in platform.hosts.items() if host.gpus]
     if gpus:
         raise ValueError(f"the SimGrid reference models cores only; host(s) {gpus} have GPUs")
-
-
-def platforms() -> dict[str, tuple[Platform, object]]:
-    """The comparison's platforms and placements: ``one-host`` (every task on one 16-core host: cores only) and
-    ``cluster`` (four 4-core hosts, tasks dealt round-robin in trace order, each host on a 1 Gbit/s link with
-    100 µs latency to a storage host that holds the workflow inputs and routes between them: shared links)."""
-    one = Platform.from_dict({"hosts": {"node": {"tier": "hpc", "cores": 16}}})
-    nodes = [f"node{i}" for i in range(4)]
-    cluster = Platform.from_dict(
-        {
-            "hosts": {**{n: {"tier": "hpc", "cores": 4} for n in nodes}, "storage": {"tier": "hpc", "cores": 1}},
-            "links": [{"ends": [n, "storage"], "bandwidth": 1.25e8, "latency": 1e-4} for n in nodes],
-            "storage": "storage",
-        }
-    )
-
-    def dealt(trace):
-        return {t.id: nodes[k % len(nodes)] for k, t in enumerate(trace.tasks)}
-
-    return {"one-host": (one, lambda trace: "node"), "cluster": (cluster, dealt)}
-
-
-def agreement(recipes=("blast", "montage"), sizes=(110,), *, seed: int = 0, recorded=None, live=None) -> xr.Dataset:
-    """The kit and SimGrid on WfCommons instances (:func:`kit.replay.corpus.generate`) of ``recipes`` and
-    ``sizes`` on each of :func:`platforms`: dims ``recipe, size, platform``; ``tasks``, ``kit_makespan``,
-    ``simgrid_makespan``, ``simgrid_makespan_error`` (kit / SimGrid - 1), ``kit_seconds`` and
-    ``simgrid_seconds`` (each simulator's wall time, same machine, same run) and ``speed_vs_simgrid``
-    (SimGrid's time / the kit's). SimGrid runs here when it is installed (``live`` None) or ``live`` is True;
-    otherwise its makespans and both wall times come from ``recorded`` (a file :func:`record` wrote), and only
-    the kit's makespans are new."""
-    from kit.replay.corpus import generate
-    from kit.replay.simulate import replay
-
-    live = simgrid_python() is not None if live is None else live
-    if not live and recorded is None:
-        raise RuntimeError(f"SimGrid is not installed ({INSTALL}) and no recorded run was given")
-    past = None if live else _recorded(recorded, recipes, sizes, seed)
-    shape = (len(recipes), len(sizes), len(platforms()))
-    values = {key: np.zeros(shape) for key in ("kit_makespan", "simgrid_makespan", "kit_seconds", "simgrid_seconds")}
-    tasks = np.zeros(shape[:2], dtype=np.int64)
-    version = None if live else past.attrs.get("simgrid_version")
-    replay(generate(recipes[0], int(sizes[0]), seed=seed), *platforms()["one-host"][:1], "node")  # imports, untimed
-    for i, recipe in enumerate(recipes):
-        for j, size in enumerate(sizes):
-            trace = generate(recipe, int(size), seed=seed)
-            tasks[i, j] = len(trace.tasks)
-            for k, (name, (platform, placement)) in enumerate(platforms().items()):
-                ours = replay(trace, platform, placement(trace))
-                values["kit_makespan"][i, j, k] = ours.makespan
-                if live:
-                    theirs = simgrid_replay(trace, platform, placement(trace))
-                    values["simgrid_makespan"][i, j, k] = theirs["makespan"]
-                    values["kit_seconds"][i, j, k], values["simgrid_seconds"][i, j, k] = ours.seconds, theirs[
-                        "wall_seconds"]  # fmt: skip
-                    version = theirs["simgrid"]
-                else:
-                    where = {"recipe": recipe, "size": size, "platform": name}
-                    for key in ("simgrid_makespan", "kit_seconds", "simgrid_seconds"):
-                        values[key][i, j, k] = float(past[key].sel(where))
-    dims = ("recipe", "size", "platform")
-    data = xr.Dataset(
-        {key: (dims, value, {"units": "s"}) for key, value in values.items()},
-        coords={"recipe": list(recipes), "size": np.asarray(sizes, dtype=np.int64), "platform": list(platforms())},
-    )
-    data["tasks"] = (("recipe", "size"), tasks)
-    data["simgrid_makespan_error"] = (data.kit_makespan / data.simgrid_makespan - 1).assign_attrs(units="1")
-    data["speed_vs_simgrid"] = (data.simgrid_seconds / data.kit_seconds).assign_attrs(units="1")
-    origin = (
-        "here" if live else f"recorded {past.attrs['provenance_created'][:10]} on {past.attrs['provenance_host_cpu']}"
-    )
-    return data.assign_attrs(seed=seed, simgrid_version=str(version), simgrid_run=origin)
-
-
-def record(path, recipes=RECORDED_RECIPES, sizes=RECORDED_SIZES, *, seed: int = 0) -> Path:
-    """Run :func:`agreement` with SimGrid here and save it to ``path`` (netCDF), for machines without SimGrid."""
-    from kit import io
-
-    if simgrid_python() is None:
-        raise RuntimeError(f"recording needs SimGrid: {INSTALL}")
-    data = agreement(recipes, sizes, seed=seed)
-    return io.save_dataset(data, path, parameters={"recipes": list(recipes), "sizes": list(sizes)}, seed=seed)
-
-
-def _recorded(path, recipes, sizes, seed) -> xr.Dataset:
-    from kit import io
-
-    past = io.load_dataset(path)
-    if int(past.attrs.get("seed", -1)) != seed:
-        raise ValueError(f"{path}: recorded with seed {past.attrs.get('seed')}, not {seed}: {INSTALL} to run SimGrid")
-    missing = [(r, int(s)) for r in recipes for s in sizes
-               if r not in past.recipe.values or int(s) not in past["size"].values]  # fmt: skip
-    if missing:
-        raise ValueError(f"{path}: no recorded SimGrid run of {missing[:5]}: {INSTALL} to run SimGrid here")
-    return past

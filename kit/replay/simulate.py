@@ -112,9 +112,9 @@ def replay(trace: Trace, platform: Platform, placement, *, seed: int = 0, failur
     engine.run()
     stuck = sorted(t for t in engine.tasks if t not in engine.ends)
     if stuck:
-        raise RuntimeError(f"replay ended with task(s) never run: {stuck[:5]} (a parent missing from the trace?)")
+        raise RuntimeError(f"replay ended with task(s) never run: {stuck[:5]}")
     devices = {t: "" if pool is None else ("gpu" if pool[1] else "cpu") for t, pool in engine.pools.items()}
-    producer = engine.flow.producer
+    producer = engine.dataflow.producer
     waited = {t: producer[key] for t, key in engine.last_input.items() if key in producer}
     return Replay(
         trace, max(engine.ends.values(), default=0.0), engine.place, engine.ready_at, engine.starts, engine.ends,

@@ -215,10 +215,13 @@ def from_wfformat(content: dict, *, source: str = "instance") -> Trace:
     stated = extension.get("stated_makespan")
     if not times and _number(execution.get("makespanInSeconds", 0), f"{source}: makespanInSeconds") > 0:
         stated = float(execution["makespanInSeconds"])  # generators write 0: unknown
-    return Trace(
-        str(_field(content, "name", source)), tasks, started or datetime.fromtimestamp(0, UTC),
-        extension.get("attrs", {}), sizes, machines, stated,
-    )  # fmt: skip
+    try:
+        return Trace(
+            str(_field(content, "name", source)), tasks, started or datetime.fromtimestamp(0, UTC),
+            extension.get("attrs", {}), sizes, machines, stated,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def _records(workflow: dict, source: str) -> tuple[list[dict], dict[str, int], dict]:
@@ -376,14 +379,14 @@ def _machines(entries, source: str) -> dict[str, Machine]:
         where = f"{source}: machine {name!r}"
         machines[name] = Machine(
             name,
-            None if cores is None else int(_number(cores, f"{where}: cpu.coreCount")),
+            None if cores is None else math.ceil(_number(cores, f"{where}: cpu.coreCount")),
             None if speed is None else _number(speed, f"{where}: cpu.speedInMHz"),
         )
     return machines
 
 
 def _machine(machine: Machine) -> dict:
-    cpu = {"coreCount": machine.cores, "speedInMHz": machine.speed}
+    cpu = {"coreCount": machine.cores, "speedInMHz": None if machine.speed is None else round(machine.speed)}
     cpu = {key: value for key, value in cpu.items() if value is not None}
     return {"nodeName": machine.name, **({"cpu": cpu} if cpu else {})}
 
