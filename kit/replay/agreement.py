@@ -56,20 +56,22 @@ def agreement(recipes=("blast", "montage"), sizes=(110,), *, seed: int = 0, reco
     if not live and recorded is None:
         raise RuntimeError(f"SimGrid is not installed ({INSTALL}) and no recorded run was given")
     past = None if live else _recorded(recorded, recipes, sizes, seed)
-    shape = (len(recipes), len(sizes), len(platforms()))
+    compared = platforms()
+    shape = (len(recipes), len(sizes), len(compared))
     values = {key: np.zeros(shape) for key in ("kit_makespan", "simgrid_makespan", "kit_seconds", "simgrid_seconds")}
     tasks = np.zeros(shape[:2], dtype=np.int64)
     version = None if live else past.attrs.get("simgrid_version")
-    replay(generate(recipes[0], int(sizes[0]), seed=seed), *platforms()["one-host"][:1], "node")  # imports, untimed
+    replay(generate(recipes[0], int(sizes[0]), seed=seed), compared["one-host"][0], "node")  # imports, untimed
     for i, recipe in enumerate(recipes):
         for j, size in enumerate(sizes):
             trace = generate(recipe, int(size), seed=seed)
             tasks[i, j] = len(trace.tasks)
-            for k, (name, (platform, placement)) in enumerate(platforms().items()):
-                ours = replay(trace, platform, placement(trace))
+            for k, (name, (platform, placement)) in enumerate(compared.items()):
+                hosts = placement(trace)
+                ours = replay(trace, platform, hosts)
                 values["kit_makespan"][i, j, k] = ours.makespan
                 if live:
-                    theirs = simgrid_replay(trace, platform, placement(trace))
+                    theirs = simgrid_replay(trace, platform, hosts)
                     values["simgrid_makespan"][i, j, k] = theirs["makespan"]
                     values["kit_seconds"][i, j, k], values["simgrid_seconds"][i, j, k] = ours.seconds, theirs[
                         "wall_seconds"]  # fmt: skip
@@ -81,7 +83,7 @@ def agreement(recipes=("blast", "montage"), sizes=(110,), *, seed: int = 0, reco
     dims = ("recipe", "size", "platform")
     data = xr.Dataset(
         {key: (dims, value, {"units": "s"}) for key, value in values.items()},
-        coords={"recipe": list(recipes), "size": np.asarray(sizes, dtype=np.int64), "platform": list(platforms())},
+        coords={"recipe": list(recipes), "size": np.asarray(sizes, dtype=np.int64), "platform": list(compared)},
     )
     data["tasks"] = (("recipe", "size"), tasks)
     data["simgrid_makespan_error"] = (data.kit_makespan / data.simgrid_makespan - 1).assign_attrs(units="1")

@@ -40,7 +40,7 @@ PRESENT = object()
 class Dataflow:
     """Who needs what: ``needs[task]`` (keys: a task's own output is its id, a listed file ``("file", name)``,
     the end of a parent that gives no file ``("task", id)``), ``produces[task]``, ``producer[key]`` (absent
-    for workflow inputs), ``size[key]`` (bytes), ``readers[key]``, ``after[task]`` (the tasks waiting for
+    for workflow inputs), ``size[key]`` (bytes), ``readers[key]`` (of a file), ``after[task]`` (the tasks waiting for
     its end alone) and ``inputs[task]`` (the workflow inputs it reads from storage)."""
 
     def __init__(self, trace, storage: str | None):
@@ -67,9 +67,10 @@ class Dataflow:
         for t in tasks:
             self.needs[t.id] = needs = self._needs(t, trace.files, storage)
             for key in needs:
-                self.readers[key].append(t.id)
                 if _is_end(key):
                     self.after.setdefault(key[1], []).append(t.id)
+                else:
+                    self.readers[key].append(t.id)
 
     def _needs(self, t, files: dict, storage: str | None) -> tuple:
         parents = dict.fromkeys(t.parents)

@@ -49,16 +49,10 @@ def case(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> dict:
     _supported(trace, platform)
     place = placement_of(trace, platform, placement, seed)
     order = {t.id: k for k, t in enumerate(sorted(trace.tasks, key=lambda t: (t.start, t.id)))}
-    files = dict(trace.files)
-    writes = {}
-    for t in trace.tasks:
-        writes[t.id] = list(t.writes) if t.writes is not None else [f"{t.id}.out"]
-        if t.writes is None:
-            files[f"{t.id}.out"] = int(t.output_bytes)
+    files, read, writes = trace.file_lists()
     tasks = []
     for t in trace.tasks:
-        reads = list(t.reads) if t.reads is not None else [f for p in dict.fromkeys(t.parents) for f in writes[p]]
-        reads = [f for f in dict.fromkeys(reads) if f not in writes[t.id]]  # what it writes, it does not wait for
+        reads = [f for f in dict.fromkeys(read[t.id]) if f not in writes[t.id]]  # what it writes, it does not wait for
         tasks.append(
             {"id": t.id, "host": place[t.id], "runtime": t.runtime, "cores": max(1, math.ceil(t.cores)),
              "order": order[t.id], "parents": list(dict.fromkeys(t.parents)), "reads": reads, "writes": writes[t.id]}

@@ -101,25 +101,37 @@ class Trace:
         """Each task's children, in trace order (a parent listed twice counts once)."""
         return children_of(self.tasks)
 
+    def file_lists(self) -> tuple[dict[str, int], dict[str, list[str]], dict[str, list[str]]]:
+        """Every file's size and each task's files read and written, a task without lists writing one output
+        (``<id>.out``, ``output_bytes``) and reading all its parents wrote."""
+        sizes = dict(self.files)
+        writes = {}
+        for t in self.tasks:
+            writes[t.id] = list(t.writes) if t.writes is not None else [_output_file(t.id)]
+            if t.writes is None:
+                sizes[_output_file(t.id)] = int(t.output_bytes)
+        reads = {
+            t.id: list(t.reads) if t.reads is not None else list(dict.fromkeys(f for p in t.parents for f in writes[p]))
+            for t in self.tasks
+        }
+        return sizes, reads, writes
+
     def to_wfformat(self) -> dict:
         """The trace as a WfFormat instance (a JSON-serialisable dict) of :meth:`schema_version`."""
         children = self.children()
-        writes = {t.id: list(t.writes) if t.writes is not None else [_output_file(t.id)] for t in self.tasks}
+        sizes, reads, writes = self.file_lists()
         specification = [
             {
                 "name": t.name,
                 "id": t.id,
                 "parents": list(t.parents),
                 "children": children[t.id],
-                "inputFiles": list(t.reads) if t.reads is not None else [f for p in t.parents for f in writes[p]],
+                "inputFiles": reads[t.id],
                 "outputFiles": writes[t.id],
             }
             for t in self.tasks
         ]
-        files = [{"id": name, "sizeInBytes": int(size)} for name, size in self.files.items()]
-        files += [
-            {"id": _output_file(t.id), "sizeInBytes": int(t.output_bytes)} for t in self.tasks if t.writes is None
-        ]
+        files = [{"id": name, "sizeInBytes": int(size)} for name, size in sizes.items()]
         execution = [
             {
                 "id": t.id,
@@ -331,8 +343,7 @@ def _tasks(records, files, marks, times, source) -> list[Task]:
             start, end = times[r["id"]]
             end = start + r["runtime"] if end is None else end
         else:
-            before = [*r["parents"], *(writer[f] for f in r["reads"] if f in writer and writer[f] != r["id"])]
-            start = max((ends[i] for i in before), default=0.0)
+            start = max((ends[i] for i in _waits_for(r["id"], r["parents"], r["reads"], writer)), default=0.0)
             end = start + r["runtime"]
         ends[r["id"]] = end
         implicit_out, implicit_in = mark.get("writes_output"), mark.get("reads_parents")
@@ -360,10 +371,7 @@ def _tasks(records, files, marks, times, source) -> list[Task]:
 def _topological(records, writer, source) -> list[dict]:
     """``records`` with each after its parents and the writers of its files (file order otherwise)."""
     by_id = {r["id"]: r for r in records}
-    before = {
-        r["id"]: set(r["parents"]) | {writer[f] for f in r["reads"] if f in writer and writer[f] != r["id"]}
-        for r in records
-    }
+    before = {r["id"]: _waits_for(r["id"], r["parents"], r["reads"], writer) for r in records}
     try:
         return [by_id[task_id] for task_id in topological(before)]
     except ValueError as exc:
@@ -454,10 +462,12 @@ def _validate(tasks: list[Task], files: dict[str, int]) -> None:
 
 
 def _check_acyclic(tasks: list[Task], writer: dict[str, str]) -> None:
-    before = {
-        t.id: set(t.parents) | {writer[f] for f in t.reads or () if f in writer and writer[f] != t.id} for t in tasks
-    }
-    topological(before)
+    topological({t.id: _waits_for(t.id, t.parents, t.reads or (), writer) for t in tasks})
+
+
+def _waits_for(task_id: str, parents, reads, writer: dict[str, str]) -> set[str]:
+    """The tasks a task comes after: its parents and the writers of the files it reads."""
+    return set(parents) | {writer[f] for f in reads if f in writer and writer[f] != task_id}
 
 
 def topological(before: dict[str, set[str]]) -> list[str]:
