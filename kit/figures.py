@@ -37,8 +37,10 @@ RUNNER_PARAMETERS = ("figure_id", "output_dir")
 KERNEL = "python3"
 #: The kernel's own warnings (TCP to this machine's loopback without encryption) are noise in a build.
 KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR"]
-#: A report entry's target: a comparison (``within``: in absolute value at most) and a number.
-TARGET = re.compile(r"^\s*(<=|>=|<|>|within)\s*(-?[0-9.eE+-]+)\s*$")
+#: A report entry's target: a comparison (``within``: in absolute value at most) and a number, or
+#: ``between <low> and <high>`` (both included).
+_NUMBER = r"(-?[0-9.eE+-]+)"
+TARGET = re.compile(rf"^\s*(?:(<=|>=|<|>|within)\s*{_NUMBER}|between\s+{_NUMBER}\s+and\s+{_NUMBER})\s*$")
 
 
 class FigureError(Exception):
@@ -145,7 +147,8 @@ def _report_entries(registry: Path, fig_id, report) -> dict[str, dict]:
         if not valid:
             raise FigureError(
                 f"{registry}: figure {fig_id!r}: report entry {variable!r} must be a description or a mapping "
-                f"with 'what', 'target' (e.g. '>= 0.8', or by coordinates: {{'chunk_steps=25': '>= 0.95'}}) "
+                f"with 'what', 'target' (e.g. '>= 0.8', 'between 0.93 and 0.97', or by coordinates: "
+                f"{{'chunk_steps=25': '>= 0.95'}}) "
                 f"and 'format' (e.g. '.2f')"
             )
         entries[str(variable)] = {"what": "", "format": ".3g"} | spec | {"target": _targets(spec.get("target"))}

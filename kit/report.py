@@ -27,6 +27,7 @@ COMPARE = {
     "<": operator.lt,
     ">": operator.gt,
     "within": lambda value, bound: abs(value) <= bound,
+    "between": lambda value, low, high: low <= value <= high,
 }
 
 
@@ -203,11 +204,11 @@ def _verdict(targets: dict[str, str], row: dict) -> str:
         return ""
     target = applies[0]
     match = TARGET.match(target)
-    compare, bound = COMPARE[match[1]], float(match[2])
+    compare, bounds = COMPARE[match[1] or "between"], [float(b) for b in match.groups()[1:] if b is not None]
     values = [row["min"], row["max"]] if "min" in row else [row["value"]]
     if any(v is None for v in values):
         return f"{target} n/a"
-    met = [compare(v, bound) for v in values]
+    met = [compare(v, *bounds) for v in values]
     return f"{target} " + ("met" if all(met) else "missed" if not any(met) else "partly met")
 
 

@@ -81,6 +81,16 @@ def test_unknown_variable_and_bad_entries_are_named():
         figure({"ratio": {"target": "at least 0.8"}})
     with pytest.raises(figures.FigureError, match=r"figure 'fig': report entry 'ratio' must be"):
         figure({"ratio": {"colour": "red"}})
+    with pytest.raises(figures.FigureError, match=r"figure 'fig': report entry 'ratio' must be"):
+        figure({"ratio": {"target": "between 0.9"}})
+
+
+def test_between_targets_include_both_bounds():
+    target = {"": "between 0.93 and 0.97"}
+    verdicts = [report._verdict(target, {"where": "k=0", "value": v}) for v in (0.93, 0.97, 0.929, 0.971)]
+    assert verdicts == ["between 0.93 and 0.97 " + v for v in ("met", "met", "missed", "missed")]
+    assert report._verdict(target, {"where": "all", "min": 0.92, "max": 0.95}) == "between 0.93 and 0.97 partly met"
+    figure({"ratio": {"target": {"k=0": "between 0.93 and 0.97"}}})  # accepted by the registry
 
 
 PARAMETERS = 'scale = 1.0  # factor\nfigure_id = ""  # id\noutput_dir = ""  # folder'

@@ -16,7 +16,7 @@ from kit.plots.replay import (
 )
 from kit.plots.sampling import sampler_comparison
 from kit.plots.save import save
-from kit.plots.sensitivity import salib_benchmark, sobol_convergence, sobol_maps
+from kit.plots.sensitivity import interval_coverage, salib_benchmark, sobol_convergence, sobol_maps
 
 __all__ = [
     "buffer_policies",
@@ -34,6 +34,7 @@ __all__ = [
     "plan_schedule",
     "profiler_accuracy",
     "replay_speed",
+    "interval_coverage",
     "salib_benchmark",
     "sampler_comparison",
     "save",

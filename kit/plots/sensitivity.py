@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 def sobol_convergence(data: xr.Dataset) -> Figure:
     """First-order and total indices against the number of pick-freeze groups, with confidence bands and
-    the exact values dashed."""
+    the exact values dashed; SALib's indices on the same groups with its bootstrap intervals as bars."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, index, title in zip(axes, ("S1", "ST"), ("first order", "total"), strict=True):
@@ -19,10 +19,38 @@ def sobol_convergence(data: xr.Dataset) -> Figure:
             ax.plot(curve.groups, curve[index], color=color, marker="o", markersize=3, label=str(name))
             if f"{index}_low" in data:
                 ax.fill_between(curve.groups, curve[f"{index}_low"], curve[f"{index}_high"], color=color, alpha=0.15)
+            if f"{index}_salib" in data:
+                salib = curve[f"{index}_salib"].values
+                bars = np.stack([salib - curve[f"{index}_salib_low"].values, curve[f"{index}_salib_high"] - salib])
+                ax.errorbar(curve.groups * 1.12, salib, yerr=bars, color=color, fmt="x", markersize=3, linewidth=0.8)
             ax.axhline(float(curve[f"{index}_exact"]), color=color, linestyle="--", linewidth=0.8)
         ax.set(xscale="log", xlabel="pick-freeze groups", title=f"{title} ({data.attrs.get('model', '')})")
-    axes[0].set_ylabel("Sobol index (dashed: exact)")
+    axes[0].set_ylabel("Sobol index (dashed: exact; x: SALib, bootstrap bars)")
     axes[1].legend(ncol=2, fontsize="small")
+    return fig
+
+
+def interval_coverage(data: xr.Dataset) -> Figure:
+    """Coverage of the exact indices against pick-freeze groups, one line per interval (the range over
+    parameters shaded), the nominal level dashed and the 0.93-0.97 band shaded grey."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    level = float(data.attrs.get("confidence_level", 0.95))
+    labels = {"kit": "kit (delta method)", "fisher": "Fisher z, normal theory", "salib": "SALib bootstrap"}
+    for ax, index, title in zip(axes, ("S1", "ST"), ("first order", "total"), strict=True):
+        ax.axhspan(level - 0.02, level + 0.02, color="0.9")
+        ax.axhline(level, color="0.3", linestyle="--", linewidth=0.8)
+        for i, interval in enumerate(data.interval.values):
+            curve = data.sel(interval=interval, index=index)
+            mean, label = curve.coverage.mean("parameter"), labels[str(interval)]
+            ax.plot(curve.groups, mean, color=f"C{i}", marker="o", label=label)
+            ax.fill_between(curve.groups, curve.coverage_min, curve.coverage_max, color=f"C{i}", alpha=0.2)
+        title = f"{title} ({data.attrs.get('model', '')})"
+        ax.set(xscale="log", xlabel="pick-freeze groups per replicate", title=title)
+        ax.set_xticks(data.groups.values, labels=[str(int(n)) for n in data.groups.values])
+        ax.minorticks_off()
+    axes[0].set_ylabel(f"coverage over {data.attrs.get('replicates', '?')} replicates")
+    axes[1].legend(fontsize="small", loc="lower right")
     return fig
 
 

@@ -9,6 +9,7 @@ over samples, and merging two accumulators gives the moments of the union of the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import comb
 
 import numpy as np
 
@@ -182,3 +183,35 @@ def _chan_merge(n_a: int, mean_a, m2_a, n_b: int, mean_b, m2_b):
     mean = mean_a + delta * (n_b / n)
     m2 = m2_a + m2_b + delta**2 * (n_a * n_b / n)
     return mean, m2
+
+
+def _central_merge(orders, sums_a: dict, n_a: int, sums_b: dict, n_b: int, delta_x, delta_y) -> dict:
+    """Centred co-moment sums ``M_pq = sum (x - mean_x)^p (y - mean_y)^q`` of the union of two sample sets.
+
+    ``sums_a`` and ``sums_b`` map ``(p, q)`` to each set's sums about its own means, for every order below
+    the requested ``orders`` (``(0, 0)``, ``(1, 0)`` and ``(0, 1)`` are implied; a set of one sample has
+    none); ``delta_x`` and ``delta_y`` are ``mean_b - mean_a``. Each set's deviations from the union's means
+    are shifted by a constant, so the binomial expansion gives the union's sums exactly (Pebay 2008, section 3).
+    """
+    n = n_a + n_b
+    top = max(p + q for p, q in orders)
+    merged = {pq: 0.0 for pq in orders}
+    for sums, count, weight in ((sums_a, n_a, -n_b / n), (sums_b, n_b, n_a / n)):
+        if count == 0:
+            continue
+        shift_x, shift_y = [1.0, weight * delta_x], [1.0, weight * delta_y]
+        for _ in range(top - 1):
+            shift_x.append(shift_x[-1] * shift_x[1])
+            shift_y.append(shift_y[-1] * shift_y[1])
+        for p, q in orders:
+            for i in range(p + 1):
+                for j in range(q + 1):
+                    r, s = p - i, q - j
+                    if (r, s) == (0, 0):
+                        lower = count
+                    elif r + s == 1 or count == 1:
+                        continue  # centred first-order sums, and every sum of one sample, are zero
+                    else:
+                        lower = sums[r, s]
+                    merged[p, q] = merged[p, q] + comb(p, i) * comb(q, j) * lower * (shift_x[i] * shift_y[j])
+    return merged

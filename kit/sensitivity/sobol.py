@@ -5,7 +5,10 @@ A pick-freeze group (``kit.sampling.pick_freeze``) holds the outputs ``Y_A``, ``
 cell, the count, the means and centred sums of squares of the ``d + 2`` outputs and the co-moments
 ``sum (Y_A - mean)(Y_Ek - mean)`` and ``sum (Y_B - mean)(Y_Ek - mean)``: memory does not grow with the
 number of groups, batches are reduced with numpy and merged with Pebay's pairwise formulas (SAND2008-6212,
-doi:10.2172/1028931), so the indices equal those of the batch estimator on all groups seen, to rounding.
+doi:10.2172/1028931), so the indices equal those of the batch estimator on all groups seen, to rounding. For Martinez it also
+keeps the centred co-moments of each pair up to order 4, which give the asymptotic variance of a sample
+correlation whatever the outputs' distribution (the delta method): confidence intervals that hold where
+Fisher's normal-theory ones under-cover (``kit.sensitivity.coverage`` measures both).
 
 References: Martinez (2011), "Analyse de sensibilite globale par decomposition de la variance", JUS;
 Baudin, Boumhaout, Delage, Iooss, Martinez (2016), "Numerical stability of Sobol' indices estimation
@@ -23,12 +26,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kit.sensitivity.moments import _as_batch, _batch_centre, _batch_shape, _chan_merge, _check_shape
+from kit.sensitivity.moments import _as_batch, _batch_centre, _batch_shape, _central_merge, _chan_merge, _check_shape
 
 __all__ = ["ESTIMATORS", "Intervals", "IterativeSobol"]
 
 #: Estimators understood by :class:`IterativeSobol`.
 ESTIMATORS = ("martinez", "jansen")
+
+#: Highest order of the centred sums each estimator keeps: 4 gives Martinez's intervals their variance.
+ORDERS = {"martinez": 4, "jansen": 2}
 
 #: A cell counts as constant when its standard deviation is below this fraction of its mean's magnitude.
 CONSTANT_RTOL = 1e-12
@@ -88,11 +94,12 @@ class IterativeSobol:
         self.shape = _check_shape(shape)
         self.estimator = estimator
         self.n_groups = 0
-        d = self.n_params
+        d, order = self.n_params, ORDERS[estimator]
         self._mean = np.zeros((d + 2, *self.shape))  # rows A, B, E_1..E_d
-        self._m2 = np.zeros((d + 2, *self.shape))
-        self._c_a = np.zeros((d, *self.shape))  # sum (Y_A - mean_A)(Y_Ek - mean_Ek)
-        self._c_b = np.zeros((d, *self.shape))  # sum (Y_B - mean_B)(Y_Ek - mean_Ek)
+        # Centred sums per row, sum (Y_row - mean)^p, and per pair (A or B, E_k),
+        # sum (Y_A|B - mean)^p (Y_Ek - mean)^q: up to order 4 for Martinez's intervals.
+        self._rows = {p: np.zeros((d + 2, *self.shape)) for p in range(2, order + 1)}
+        self._pairs = {pq: np.zeros((2, d, *self.shape)) for pq in _pair_orders(order)}
 
     # ----------------------------------------------------------------------------------------- updates
 
@@ -106,11 +113,20 @@ class IterativeSobol:
         outputs = _as_batch(outputs, group, "outputs", expected)
         if outputs is None:
             return
+        if outputs.shape[0] == 1:  # one group: its centred sums are zero
+            self._merge(1, outputs[0], {}, {})
+            return
         mean, deviations = _batch_centre(outputs)
-        m2 = (deviations**2).sum(axis=0)
-        c_a = (deviations[:, :1] * deviations[:, 2:]).sum(axis=0)
-        c_b = (deviations[:, 1:2] * deviations[:, 2:]).sum(axis=0)
-        self._merge(outputs.shape[0], mean, m2, c_a, c_b)
+        n, rows, cells = outputs.shape[0], self.n_params + 2, int(np.prod(self.shape, dtype=int))
+        powers = {1: deviations.reshape(n, rows, cells)}
+        for p in range(2, max(self._rows) + 1):
+            powers[p] = powers[p - 1] * powers[1]
+        sums = {p: powers[p].sum(axis=0).reshape(rows, *self.shape) for p in self._rows}
+        pairs = {
+            (p, q): np.einsum("nac,nkc->akc", powers[p][:, :2], powers[q][:, 2:]).reshape(2, rows - 2, *self.shape)
+            for p, q in self._pairs
+        }
+        self._merge(n, mean, sums, pairs)
 
     def merge(self, other: IterativeSobol) -> IterativeSobol:
         """Add the groups seen by ``other`` exactly (Pebay's pairwise formulas); returns self."""
@@ -122,17 +138,27 @@ class IterativeSobol:
                     f"cannot merge: {name} differs ({getattr(other, name)!r} in other, {getattr(self, name)!r} here)"
                 )
         if other.n_groups:
-            self._merge(other.n_groups, other._mean, other._m2, other._c_a, other._c_b)
+            self._merge(other.n_groups, other._mean, other._rows, other._pairs)
         return self
 
-    def _merge(self, n_b: int, mean_b, m2_b, c_a_b, c_b_b) -> None:
-        n_a, n = self.n_groups, self.n_groups + n_b
+    def _merge(self, n_b: int, mean_b, rows_b: dict, pairs_b: dict) -> None:
+        n_a = self.n_groups
         delta = mean_b - self._mean
-        weight = n_a * n_b / n
-        self._c_a = self._c_a + c_a_b + weight * delta[:1] * delta[2:]
-        self._c_b = self._c_b + c_b_b + weight * delta[1:2] * delta[2:]
-        self._mean, self._m2 = _chan_merge(n_a, self._mean, self._m2, n_b, mean_b, m2_b)
-        self.n_groups = n
+        rows_a = {(p, 0): sums for p, sums in self._rows.items()}
+        rows = _central_merge(rows_a, rows_a, n_a, {(p, 0): v for p, v in rows_b.items()}, n_b, delta, 0.0)
+        pairs_a, pairs_b = self._pair_sums(self._rows, self._pairs), self._pair_sums(rows_b, pairs_b)
+        self._pairs = _central_merge(self._pairs, pairs_a, n_a, pairs_b, n_b, delta[:2, None], delta[None, 2:])
+        self._rows = {p: rows[p, 0] for p in self._rows}
+        self._mean = self._mean + delta * (n_b / (n_a + n_b))
+        self.n_groups = n_a + n_b
+
+    @staticmethod
+    def _pair_sums(rows: dict, pairs: dict) -> dict:
+        """Every centred sum of the pairs (A or B, E_k), marginal ones included, broadcast to ``(2, d, *shape)``."""
+        sums = dict(pairs)
+        for p, row in rows.items():
+            sums[p, 0], sums[0, p] = row[:2, None], row[None, 2:]
+        return sums
 
     # ----------------------------------------------------------------------------------------- indices
 
@@ -140,14 +166,14 @@ class IterativeSobol:
     def first_order(self) -> np.ndarray:
         """First-order indices ``S_k``, array ``(d, *shape)``."""
         if self.estimator == "martinez":
-            return _ratio(self._c_b, self._sd_product(1), default=0.0, clip=True)
+            return _ratio(self._pairs[1, 1][1], self._sd_product(1), default=0.0, clip=True)
         return 1.0 - _ratio(self._squared_differences(1), 2 * self._pooled_variance(), default=1.0)
 
     @property
     def total_order(self) -> np.ndarray:
         """Total indices ``ST_k``, array ``(d, *shape)``."""
         if self.estimator == "martinez":
-            return 1.0 - _ratio(self._c_a, self._sd_product(0), default=1.0, clip=True)
+            return 1.0 - _ratio(self._pairs[1, 1][0], self._sd_product(0), default=1.0, clip=True)
         return _ratio(self._squared_differences(0), 2 * self._pooled_variance(), default=0.0)
 
     def aggregated(self) -> tuple[np.ndarray, np.ndarray]:
@@ -162,8 +188,8 @@ class IterativeSobol:
         """
         d = self.n_params
         if self.estimator == "martinez":
-            num_s, den_s = self._c_b, self._sd_product(1)
-            num_t, den_t = self._c_a, self._sd_product(0)
+            num_s, den_s = self._pairs[1, 1][1], self._sd_product(1)
+            num_t, den_t = self._pairs[1, 1][0], self._sd_product(0)
             first = _ratio(_cell_sum(num_s, d), _cell_sum(den_s, d), default=0.0, clip=True)
             total = 1.0 - _ratio(_cell_sum(num_t, d), _cell_sum(den_t, d), default=1.0, clip=True)
             return first, total
@@ -176,20 +202,26 @@ class IterativeSobol:
     def confidence_interval(self, level: float = 0.95) -> Intervals:
         """Confidence intervals of :attr:`first_order` and :attr:`total_order` (Martinez only).
 
-        Fisher's z transform of the correlation ``r``: ``tanh(atanh(r) +- z / sqrt(n - 3))`` with ``z`` the
-        normal quantile of ``(1 + level) / 2``; for ``ST = 1 - r`` the bounds swap. With fewer than 4
-        groups the interval is the whole range of a correlation. Constant cells get the interval (0, 0).
+        The correlation ``r`` is transformed by Fisher's ``atanh``, whose variance is taken from the
+        asymptotic variance of a sample correlation for any distribution with finite fourth moments
+        (the delta method on the centred co-moments up to order 4, kept in one pass):
+        ``tau^2 = E[(u v - r (u^2 + v^2) / 2)^2]`` with ``u``, ``v`` the standardised outputs, so that
+        ``Var(atanh r) = tau^2 / ((1 - r^2)^2 (n - 3))``. For normal outputs ``tau^2 = (1 - r^2)^2`` and this
+        is Fisher's ``1 / (n - 3)``; outputs with heavy or light tails (Ishigami's, most simulators') get
+        wider or narrower intervals. The bounds are ``tanh(atanh(r) +- z sqrt(Var))`` with ``z`` the normal
+        quantile of ``(1 + level) / 2``; for ``ST = 1 - r`` they swap. With fewer than 4 groups the
+        interval is the whole range of a correlation. Constant cells get the interval (0, 0).
         """
         if self.estimator != "martinez":
             raise NotImplementedError(
-                f"confidence intervals are implemented for the 'martinez' estimator only (Fisher z of a "
-                f"correlation), not for {self.estimator!r}; use estimator='martinez' or bootstrap the groups"
+                f"confidence intervals are implemented for the 'martinez' estimator only (a correlation's "
+                f"variance), not for {self.estimator!r}; use estimator='martinez' or bootstrap the groups"
             )
         if not isinstance(level, (float, int)) or not 0 < level < 1:
             raise ValueError(f"level must be a probability strictly between 0 and 1, got {level!r}")
         z = NormalDist().inv_cdf((1 + level) / 2)
-        s_low, s_high = self._fisher(self._c_b, self._sd_product(1), z, constant=0.0)
-        r_low, r_high = self._fisher(self._c_a, self._sd_product(0), z, constant=1.0)
+        s_low, s_high = self._correlation_interval(1, z, constant=0.0)
+        r_low, r_high = self._correlation_interval(0, z, constant=1.0)
         return Intervals((s_low, s_high), (1.0 - r_high, 1.0 - r_low))
 
     def widest_interval(self, level: float = 0.95) -> float:
@@ -197,23 +229,36 @@ class IterativeSobol:
         (s_low, s_high), (t_low, t_high) = self.confidence_interval(level)
         return float(max(np.max(s_high - s_low, initial=0.0), np.max(t_high - t_low, initial=0.0)))
 
-    def _fisher(self, comoment, sd_product, z, *, constant: float) -> tuple[np.ndarray, np.ndarray]:
-        """Fisher-z bounds of the correlation ``comoment / sd_product``; ``constant`` where a variance is zero."""
+    def _correlation_interval(self, row: int, z: float, *, constant: float) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of ``corr(Y_row, Y_Ek)`` per k; ``constant`` where a variance is zero."""
+        sd_product = self._sd_product(row)
         degenerate = sd_product == 0
         if self.n_groups < 4:
-            low, high = np.full(comoment.shape, -1.0), np.full(comoment.shape, 1.0)
+            low, high = np.full(sd_product.shape, -1.0), np.full(sd_product.shape, 1.0)
         else:
-            r = _ratio(comoment, sd_product, default=0.0, clip=True)
-            centre = np.arctanh(np.clip(r, -1 + 1e-15, 1 - 1e-15))
-            half = z / np.sqrt(self.n_groups - 3)
-            low, high = np.tanh(centre - half), np.tanh(centre + half)
+            r = np.clip(_ratio(self._pairs[1, 1][row], sd_product, default=0.0, clip=True), -1 + 1e-15, 1 - 1e-15)
+            half = z * np.sqrt(self._correlation_variance(row, r) / (self.n_groups - 3)) / (1 - r**2)
+            low, high = np.tanh(np.arctanh(r) - half), np.tanh(np.arctanh(r) + half)
         return np.where(degenerate, constant, low), np.where(degenerate, constant, high)
+
+    def _correlation_variance(self, row: int, r: np.ndarray) -> np.ndarray:
+        """``tau^2``, n times the asymptotic variance of ``r = corr(Y_row, Y_Ek)`` (delta method), per k."""
+        shape, n = self._pairs[1, 1].shape, self.n_groups
+        sums = {pq: np.broadcast_to(v, shape)[row] for pq, v in self._pair_sums(self._rows, self._pairs).items()}
+
+        def scaled(p, q):  # E[u^p v^q] from the centred sums
+            return _ratio(n * sums[p, q], np.sqrt(sums[2, 0] ** p * sums[0, 2] ** q), default=0.0)
+
+        tau2 = (
+            scaled(2, 2) * (1 + r**2 / 2) + r**2 / 4 * (scaled(4, 0) + scaled(0, 4)) - r * (scaled(3, 1) + scaled(1, 3))
+        )
+        return np.maximum(tau2, 0.0)
 
     # ---------------------------------------------------------------------------------------- helpers
 
     def _variance_or_zero(self, rows) -> np.ndarray:
         """Centred sums of squares of ``rows``, with cells that are constant to rounding set to 0."""
-        m2, mean = self._m2[rows], self._mean[rows]
+        m2, mean = self._rows[2][rows], self._mean[rows]
         return np.where(m2 <= self.n_groups * (CONSTANT_RTOL * mean) ** 2, 0.0, m2)
 
     def _sd_product(self, row: int) -> np.ndarray:
@@ -224,9 +269,9 @@ class IterativeSobol:
         """``sum_groups (Y_row - Y_Ek)^2`` / n per k, from the moments: M2_row + M2_Ek - 2 C + n (mean diff)^2."""
         if self.n_groups == 0:
             return np.zeros((self.n_params, *self.shape))
-        comoment = self._c_a if row == 0 else self._c_b
+        comoment = self._pairs[1, 1][row]
         diff = self._mean[row : row + 1] - self._mean[2:]
-        total = self._m2[row : row + 1] + self._m2[2:] - 2 * comoment + self.n_groups * diff**2
+        total = self._rows[2][row : row + 1] + self._rows[2][2:] - 2 * comoment + self.n_groups * diff**2
         return np.maximum(total, 0.0) / self.n_groups
 
     def _pooled_variance(self) -> np.ndarray:
@@ -234,24 +279,27 @@ class IterativeSobol:
         n = self.n_groups
         if n == 0:
             return np.zeros(self.shape)
-        mean, m2 = _chan_merge(n, self._mean[0], self._m2[0], n, self._mean[1], self._m2[1])
+        mean, m2 = _chan_merge(n, self._mean[0], self._rows[2][0], n, self._mean[1], self._rows[2][1])
         m2 = np.where(m2 <= 2 * n * (CONSTANT_RTOL * mean) ** 2, 0.0, m2)
         return m2 / (2 * n - 1)
 
     # ------------------------------------------------------------------------------------------- state
 
     def state_dict(self) -> dict:
-        """The accumulators as a dict of plain values and numpy arrays (copies); memory independent of n."""
-        return {
+        """The accumulators as a dict of plain values and numpy arrays (copies); memory independent of n.
+
+        ``mean`` and ``m<p>`` per row (A, B, E_1 ... E_d), ``c<p><q>`` per pair (A or B, E_k).
+        """
+        state = {
             "n_params": self.n_params,
             "shape": list(self.shape),
             "estimator": self.estimator,
             "n_groups": self.n_groups,
             "mean": self._mean.copy(),
-            "m2": self._m2.copy(),
-            "c_a": self._c_a.copy(),
-            "c_b": self._c_b.copy(),
         }
+        state.update({f"m{p}": sums.copy() for p, sums in self._rows.items()})
+        state.update({f"c{p}{q}": sums.copy() for (p, q), sums in self._pairs.items()})
+        return state
 
     def load_state_dict(self, state: dict) -> IterativeSobol:
         """Restore what :meth:`state_dict` returned; ``n_params``, ``shape`` and ``estimator`` must match."""
@@ -260,10 +308,16 @@ class IterativeSobol:
         for name, value in received.items():
             if value != getattr(self, name):
                 raise ValueError(f"state has {name}={value!r}, this accumulator has {name}={getattr(self, name)!r}")
+        arrays = {"mean": self._mean} | {f"m{p}": v for p, v in self._rows.items()}
+        arrays |= {f"c{p}{q}": v for (p, q), v in self._pairs.items()}
+        missing = sorted(set(arrays) - set(state))
+        if missing:
+            raise ValueError(f"state lacks the accumulators {missing} (saved by another version of IterativeSobol?)")
+        loaded = {key: np.array(state[key], dtype=float).reshape(current.shape) for key, current in arrays.items()}
         self.n_groups = int(state["n_groups"])
-        for key in ("mean", "m2", "c_a", "c_b"):
-            current = getattr(self, f"_{key}")
-            setattr(self, f"_{key}", np.array(state[key], dtype=float).reshape(current.shape))
+        self._mean = loaded["mean"]
+        self._rows = {p: loaded[f"m{p}"] for p in self._rows}
+        self._pairs = {(p, q): loaded[f"c{p}{q}"] for p, q in self._pairs}
         return self
 
     @classmethod
@@ -301,6 +355,11 @@ class IterativeSobol:
             f"IterativeSobol(n_params={self.n_params}, shape={self.shape}, estimator={self.estimator!r}, "
             f"n_groups={self.n_groups})"
         )
+
+
+def _pair_orders(order: int) -> list[tuple[int, int]]:
+    """The co-moment orders ``(p, q)``, both at least 1, of total at most ``order``."""
+    return [(p, q) for p in range(1, order) for q in range(1, order - p + 1)]
 
 
 def _ratio(numerator, denominator, *, default: float, clip: bool = False) -> np.ndarray:
