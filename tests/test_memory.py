@@ -21,10 +21,9 @@ def mlp():
     )
 
 
-def test_nested_sequentials_are_flattened_and_other_models_refused():
+def test_nested_sequentials_are_flattened_and_other_models_traced():
     assert [type(s).__name__ for s in stages(mlp())] == ["Linear", "ReLU", "Linear", "Tanh", "Linear"]
-    with pytest.raises(TypeError, match="kit.memory plans chains: pass an nn.Sequential .* got Linear"):
-        stages(nn.Linear(2, 2))
+    assert [s.label for s in stages(nn.Linear(2, 2))] == ["linear"]  # any model: tests/test_memory_graph.py
     with pytest.raises(ValueError, match="empty nn.Sequential"):
         stages(nn.Sequential())
 

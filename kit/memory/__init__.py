@@ -1,7 +1,8 @@
 """Memory for training chains (pillar 3): profile each stage, plan re-materialisation and offloading under a
 byte budget, partition chains over devices, run the plan as a training step and measure it.
 
-:func:`profile` measures a chain model (``nn.Sequential``) stage by stage on CPU or CUDA; :func:`plan` builds
+:func:`profile` measures a model stage by stage on CPU or CUDA (an ``nn.Sequential``'s children, or any
+model's ``torch.fx`` graph cut where one activation alone is alive, :func:`stages`); :func:`plan` builds
 ``store_all``, ``recompute_all``, ``uniform`` (``checkpoint_sequential``) or ``optimal`` (rotor's dynamic
 program) schedules, or ``offload`` ones over a :class:`HostLink`, and predicts their peak and time;
 :func:`measure` runs one and reports both. Knows nothing

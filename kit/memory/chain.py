@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from torch import nn
 
+from kit.memory.graph import traced_stages
+
 
 def stages(model: nn.Module) -> list[nn.Module]:
-    """The stages of a chain model, in order: the children of an ``nn.Sequential``, nested ones flattened.
+    """The stages of ``model``, in order.
 
-    Any other module is a stage of its own inside a ``Sequential``; a model that is not a ``Sequential`` is
-    an error saying what is supported (its ``forward`` may branch, which a chain cannot represent).
+    A plain ``nn.Sequential`` gives its children, nested plain ones flattened (any other module is a stage
+    of its own inside it); any other model, a ``Sequential`` subclass with its own ``forward`` included, is
+    traced and cut where one activation alone is alive (:func:`kit.memory.graph.traced_stages`). A module
+    that works in place on its input (``nn.ReLU(inplace=True)``) joins the stage before it.
 
     Examples
     --------
@@ -18,15 +22,24 @@ def stages(model: nn.Module) -> list[nn.Module]:
     >>> [type(stage).__name__ for stage in stages(model)]
     ['Linear', 'ReLU', 'Linear']
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(
-            f"kit.memory plans chains: pass an nn.Sequential (nested Sequentials are flattened, any module can "
-            f"be one stage); got {type(model).__name__}, whose forward may branch. Wrap its parts in a "
-            f"Sequential if they run one after the other"
-        )
-    flat = []
-    for child in model:
-        flat.extend(stages(child) if isinstance(child, nn.Sequential) else [child])
+    if not _plain_sequential(model):
+        return traced_stages(model)
+    flat: list[nn.Module] = []
+    for child in _flattened(model):
+        if flat and getattr(child, "inplace", False):
+            flat[-1] = nn.Sequential(*_flattened(flat[-1]), child)
+        else:
+            flat.append(child)
     if not flat:
         raise ValueError("the model is an empty nn.Sequential: there is nothing to plan")
     return flat
+
+
+def _plain_sequential(module: nn.Module) -> bool:
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+
+
+def _flattened(module: nn.Module) -> list[nn.Module]:
+    if not _plain_sequential(module):
+        return [module]
+    return [leaf for child in module for leaf in _flattened(child)]

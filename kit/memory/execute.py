@@ -33,6 +33,12 @@ def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) ->
     """One training step of ``model`` on ``inputs`` following ``plan``; gradients accumulate in ``.grad``.
     Returns the loss."""
     chain = stages(model)
+    planned = 1 + max(j for _, j in plan.operations)
+    if planned != len(chain):
+        raise ValueError(
+            f"the plan schedules {planned} stages, {type(model).__name__} has {len(chain)}: plan from this "
+            f"model's profile (kit.memory.profile(model, x))"
+        )
     kept: dict[int, torch.Tensor] = {}  # outputs of forwards without grad
     graphs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # (input leaf, output) of forwards with grad
     grads: dict[int, torch.Tensor] = {}  # gradients of stage outputs

@@ -13,11 +13,14 @@ allocator's counters on CUDA); the saved activations are cross-checked with
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import xarray as xr
 
 from kit.memory.chain import stages
+from kit.memory.graph import module_name
 from kit.memory.measure_memory import AllocatorTrace
 from kit.memory.measure_memory import now as _now
 
@@ -35,7 +38,12 @@ def check_device(device) -> torch.device:
 
 
 def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *, repeats: int = 5) -> xr.Dataset:
-    """Profile each stage of ``model`` (an ``nn.Sequential``) on ``sample_input``; a Dataset with dim ``stage``.
+    """Profile each stage of ``model`` on ``sample_input``; a Dataset with dim ``stage``.
+
+    Any model of one tensor input and output goes in: it is cut into stages by :func:`kit.memory.stages`,
+    and the stages, run in order, must compute ``model(sample_input)`` (else an error). The model is left as
+    it was found: parameters and their ``.grad``, buffers (BatchNorm statistics), the random state, the
+    training mode and the device.
 
     Variables (bytes and seconds): ``uf``, ``ub`` and their ``*_iqr``; ``x`` (output), ``xbar`` (kept for
     the backward), ``fwd_tmp``, ``fn_tmp`` (forward without grad), ``bwd_tmp``; ``saved_hooks`` (distinct
@@ -48,16 +56,18 @@ def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *,
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     device = check_device(device)
     chain = stages(model)
-    model.to(device)
-    activation = sample_input.to(device)
-    rows = []
-    for index, stage in enumerate(chain):
-        rows.append(_profile_stage(stage, activation, device, repeats, needs_input_grad=index > 0))
-        with torch.no_grad():
-            activation = stage(activation)
+    with _untouched(model):
+        model.to(device)
+        activation = sample_input.to(device)
+        check_chain(model, chain, activation)
+        rows = []
+        for index, stage in enumerate(chain):
+            rows.append(_profile_stage(stage, activation, device, repeats, needs_input_grad=index > 0))
+            with torch.no_grad():
+                activation = stage(activation)
     data = xr.Dataset(
         {key: ("stage", [row[key] for row in rows]) for key in rows[0]},
-        coords={"stage": np.arange(len(chain)), "module": ("stage", [type(s).__name__ for s in chain])},
+        coords={"stage": np.arange(len(chain)), "module": ("stage", [module_name(s) for s in chain])},
     )
     for key in ("uf", "ub", "uf_iqr", "ub_iqr"):
         data[key].attrs["units"] = "s"
@@ -70,6 +80,68 @@ def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *,
         memory_source="torch profiler allocator events" if device.type == "cpu" else "CUDA allocator counters",
     )
     return data
+
+
+def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor) -> None:
+    """Refuse a chain whose stages, run one after the other, do not compute ``model(sample_input)``.
+
+    Both run without grad from the same random state; buffers and the random state are the caller's to
+    restore (:func:`profile` does).
+    """
+    cuda = [sample_input.device] if sample_input.device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+        state = torch.random.get_rng_state(), [torch.cuda.get_rng_state(d) for d in cuda]
+        expected = model(sample_input)
+        torch.random.set_rng_state(state[0])
+        for d, cuda_state in zip(cuda, state[1], strict=True):
+            torch.cuda.set_rng_state(cuda_state, d)
+        output = sample_input
+        for index, stage in enumerate(chain):
+            output = stage(output)
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f"stage {index} ({module_name(stage)}) of {type(model).__name__} returns "
+                    f"{type(output).__name__}, not a tensor: a chain passes one tensor from stage to stage"
+                )
+    if not isinstance(expected, torch.Tensor) or expected.shape != output.shape:
+        shape = tuple(expected.shape) if isinstance(expected, torch.Tensor) else type(expected).__name__
+        raise ValueError(
+            f"the {len(chain)} stages of {type(model).__name__} give shape {tuple(output.shape)}, the model "
+            f"{shape}: they do not compute the model's function"
+        )
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    difference = float((output - expected).abs().max()) if expected.numel() else 0.0
+    if difference > 1e-4 * max(scale, 1.0):
+        raise ValueError(
+            f"the {len(chain)} stages of {type(model).__name__} do not compute the model's function (largest "
+            f"difference {difference:.3g} on outputs up to {scale:.3g}): its forward depends on something a trace "
+            f"freezes (Python state it changes, a value read outside its inputs); make that part one stage by "
+            f"putting it inside an nn.Sequential"
+        )
+
+
+@contextlib.contextmanager
+def _untouched(model: torch.nn.Module):
+    """Put back what profiling changes: buffers (BatchNorm statistics), ``.grad``, the random state, the mode
+    and the device of the parameters."""
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    grads = [(p, p.grad) for p in model.parameters()]
+    places = [(t, t.device) for t in [*model.parameters(), *model.buffers()]]
+    training = model.training
+    cuda = [d for d in {t.device for t, _ in places} if d.type == "cuda"]
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            for tensor, device in places:
+                if tensor.device != device:
+                    tensor.data = tensor.data.to(device)
+            with torch.no_grad():
+                for buffer, value in buffers:
+                    buffer.copy_(value)
+            for parameter, grad in grads:
+                parameter.grad = grad
+            model.train(training)
 
 
 def _profile_stage(stage, activation, device, repeats: int, *, needs_input_grad: bool) -> dict:

@@ -5,10 +5,10 @@ A pick-freeze group (``kit.sampling.pick_freeze``) holds the outputs ``Y_A``, ``
 cell, the count, the means and centred sums of squares of the ``d + 2`` outputs and the co-moments
 ``sum (Y_A - mean)(Y_Ek - mean)`` and ``sum (Y_B - mean)(Y_Ek - mean)``: memory does not grow with the
 number of groups, batches are reduced with numpy and merged with Pebay's pairwise formulas (SAND2008-6212,
-doi:10.2172/1028931), so the indices equal those of the batch estimator on all groups seen, to rounding. For Martinez it also
-keeps the centred co-moments of each pair up to order 4, which give the asymptotic variance of a sample
-correlation whatever the outputs' distribution (the delta method): confidence intervals that hold where
-Fisher's normal-theory ones under-cover (``kit.sensitivity.coverage`` measures both).
+doi:10.2172/1028931), so the indices equal those of the batch estimator on all groups seen, to rounding.
+For Martinez it also keeps the centred co-moments of each pair up to order 4, which give the asymptotic
+variance of a sample correlation whatever the outputs' distribution (the delta method): confidence intervals
+that hold where Fisher's normal-theory ones under-cover (``kit.sensitivity.coverage`` measures both).
 
 References: Martinez (2011), "Analyse de sensibilite globale par decomposition de la variance", JUS;
 Baudin, Boumhaout, Delage, Iooss, Martinez (2016), "Numerical stability of Sobol' indices estimation

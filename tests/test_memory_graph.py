@@ -1,0 +1,186 @@
+"""Any model in: chains cut from torch.fx graphs, in-place modules, the chain checked against the model, and
+profiles that leave the model as they found it."""
+
+import copy
+
+import pytest
+import torch
+from test_memory import assert_runs_like_eager
+from torch import nn
+
+from kit.memory import plan, profile, stages
+from kit.memory.execute import run
+from kit.memory.plan import least_peak
+from kit.memory.schedule import Costs
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet block, as written there: an in-place ReLU and ``out += identity``."""
+
+    def __init__(self, inputs, width, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.downsample = None
+        if stride != 1 or inputs != width:
+            self.downsample = nn.Sequential(nn.Conv2d(inputs, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet layout (stem with an in-place ReLU, layers of blocks, pooling, classifier)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8))
+        self.layer2 = nn.Sequential(BasicBlock(8, 16, 2), BasicBlock(16, 16))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class UNet(nn.Module):
+    """Two levels with long skips: everything between the first and the last convolution is one stage."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.down = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 8, 3, 2, 1)
+        self.middle, self.up = nn.Conv2d(8, 8, 3, padding=1), nn.ConvTranspose2d(8, 4, 2, 2)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        skip = torch.relu(self.stem(x))
+        deep = self.up(torch.relu(self.middle(torch.relu(self.down(skip)))))
+        return self.head(torch.cat([deep, skip], dim=1))
+
+
+class SkipSequential(nn.Sequential):
+    """A Sequential subclass whose forward adds a skip: flattening it would train another network."""
+
+    def forward(self, x):
+        return self[2](x + self[1](self[0](x)))
+
+
+def test_a_torchvision_style_resnet_is_cut_between_its_blocks():
+    chain = stages(ResNet())
+    labels = ["conv1", "bn1..relu", "maxpool", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "avgpool"]
+    assert [stage.label for stage in chain] == [*labels, "flatten", "fc"]
+
+
+def test_a_unet_keeps_its_long_skips_inside_one_stage():
+    assert [stage.label for stage in stages(UNet())] == ["stem", "relu", "down..up", "head"]  # the cat is in 2
+
+
+@pytest.mark.parametrize("build", [ResNet, UNet], ids=["resnet", "unet"])
+@pytest.mark.parametrize("strategy", ["recompute_all", "optimal"])
+def test_a_plan_on_a_traced_model_gives_the_eager_gradients(build, strategy):
+    torch.manual_seed(0)
+    model = build()
+    inputs = torch.randn(4, 3, 32, 32) if build is ResNet else torch.randn(4, 1, 16, 16)
+    eager, planned = copy.deepcopy(model), copy.deepcopy(model)
+    costs = profile(model, inputs, repeats=1)
+    budget = int(1.05 * least_peak(Costs.from_profile(costs))) if strategy == "optimal" else None
+    assert_runs_like_eager(eager, planned, plan(costs, budget, strategy), inputs)
+    for a, b in zip(eager.buffers(), planned.buffers(), strict=True):
+        torch.testing.assert_close(b, a)  # BatchNorm statistics updated once
+
+
+def test_a_sequential_subclass_with_a_skip_is_traced_not_flattened():
+    torch.manual_seed(1)
+    model = SkipSequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    assert [stage.label for stage in stages(model)] == ["0..1", "2"]  # the skip's add is in stage 0..1
+    eager, planned = copy.deepcopy(model), copy.deepcopy(model)
+    costs = profile(model, torch.randn(5, 8), repeats=1)
+    assert_runs_like_eager(eager, planned, plan(costs, strategy="recompute_all"), torch.randn(5, 8))
+
+
+def test_an_in_place_module_joins_the_stage_before_it():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(64, 2))
+    chain = stages(model)
+    assert [type(stage).__name__ for stage in chain] == ["Conv2d", "Sequential", "Flatten", "Linear"]
+    assert [type(m).__name__ for m in chain[1]] == ["BatchNorm2d", "ReLU"]
+    eager, planned = copy.deepcopy(model), copy.deepcopy(model)
+    costs = profile(model, torch.randn(2, 3, 6, 6), repeats=1)  # no in-place operation on a leaf
+    assert_runs_like_eager(eager, planned, plan(costs, strategy="recompute_all"), torch.randn(2, 3, 6, 6))
+
+
+class Counting(nn.Module):
+    """Python state read by forward: a trace freezes it, so the chain computes another function."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.calls = nn.Linear(3, 3), 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.linear(x) * self.calls
+
+
+class Branching(nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x
+
+
+class Masked(nn.Module):
+    def forward(self, x, mask):
+        return x * mask
+
+
+class Pair(nn.Module):
+    def forward(self, x):
+        return x, x
+
+
+def test_what_cannot_be_a_chain_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"the 2 stages of Counting do not compute the model's function"):
+        profile(Counting(), torch.randn(2, 3), repeats=1)
+    with pytest.raises(TypeError, match=r"could not trace Branching with torch.fx .*branches on tensor values"):
+        stages(Branching())
+    with pytest.raises(TypeError, match=r"one tensor input; Masked.forward takes \['x', 'mask'\]"):
+        stages(Masked())
+    with pytest.raises(TypeError, match=r"returns one tensor; Pair.forward returns tuple"):
+        stages(Pair())
+
+
+def test_a_plan_run_on_another_model_names_both_stage_counts():
+    costs = profile(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), torch.randn(3, 4), repeats=1)
+    with pytest.raises(ValueError, match=r"the plan schedules 3 stages, Sequential has 2"):
+        run(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), plan(costs, strategy="store_all"), torch.randn(3, 4))
+
+
+def test_profile_leaves_parameters_buffers_grads_random_state_and_mode_as_they_were():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+    model(torch.randn(4, 8)).sum().backward()  # existing gradients and statistics
+    before = copy.deepcopy(model.state_dict())
+    grads = [p.grad for p in model.parameters()]
+    inputs = torch.randn(32, 8)
+    state = torch.get_rng_state()
+    profile(model, inputs, repeats=3)  # in training mode, as a plan runs: dropout draws, BatchNorm updates
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
+    assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))
+    assert torch.get_rng_state().equal(state)
+    assert model.training
+    model.eval()
+    profile(model, inputs, repeats=1)
+    assert not model.training
