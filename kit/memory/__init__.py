@@ -5,7 +5,8 @@ byte budget, partition chains over devices, run the plan as a training step and 
 model's ``torch.fx`` graph cut where one activation alone is alive, :func:`stages`); :func:`plan` builds
 ``store_all``, ``recompute_all``, ``uniform`` (``checkpoint_sequential``) or ``optimal`` (rotor's dynamic
 program) schedules, or ``offload`` ones over a :class:`HostLink`, and predicts their peak and time;
-:func:`measure` runs one and reports both. Knows nothing
+:func:`measure` runs one and reports both; :class:`Planned` wraps a model so that an ordinary training loop
+runs every step by a plan within a budget. Knows nothing
 of ``kit.online`` or ``kit.replay``. Planning needs numpy only; the names that need torch load it on first use.
 """
 
@@ -19,6 +20,7 @@ _LAZY = {
     "run": "kit.memory.execute",
     "stages": "kit.memory.chain",
     "HostLink": "kit.memory.host_link",
+    "Planned": "kit.memory.planned",
 }
 
 __all__ = ["STRATEGIES", "Plan", "plan", *_LAZY]

@@ -32,83 +32,117 @@ def mean_square(output: torch.Tensor) -> torch.Tensor:
 def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) -> torch.Tensor:
     """One training step of ``model`` on ``inputs`` following ``plan``; gradients accumulate in ``.grad``.
     Returns the loss."""
-    chain = stages(model)
-    planned = 1 + max(j for _, j in plan.operations)
-    if planned != len(chain):
-        raise ValueError(
-            f"the plan schedules {planned} stages, {type(model).__name__} has {len(chain)}: plan from this "
-            f"model's profile (kit.memory.profile(model, x))"
-        )
-    kept: dict[int, torch.Tensor] = {}  # outputs of forwards without grad
-    graphs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # (input leaf, output) of forwards with grad
-    grads: dict[int, torch.Tensor] = {}  # gradients of stage outputs
-    states: dict[int, tuple] = {}  # random state before the first forward of each recomputed stage
-    runs = Counter(j for op, j in plan.operations if op in ("Fn", "Fe"))
-    restore: dict[int, list] = {}  # buffers to put back once a recomputed stage's graph is gone
-    offloaded = {j for op, j in plan.operations if op == "offload"}
-    saved: dict[int, _SavedTensors] = {}  # what offloaded stages saved for their backward
-    pending: list = []  # copies to complete once the next operation is queued
-    loss_value = None
-    last = len(chain) - 1
+    step = Step(model, plan, inputs)
+    losses = []
 
-    def input_of(j):
+    def backward(output):
+        value = loss(output)
+        value.backward()
+        losses.append(value.detach())  # drop the graph: it would keep stage inputs and gradients
+
+    step.forward()
+    step.backward(backward)
+    return losses[0]
+
+
+class Step:
+    """One training step following a plan, in two phases: :meth:`forward` runs the operations up to the
+    backward of the last stage and returns that stage's output; :meth:`backward` back-propagates it (given
+    what does it, e.g. a loss's backward) and runs the rest. ``input_grad`` leaves the gradient of the
+    inputs in :attr:`input_grad`."""
+
+    def __init__(self, model: torch.nn.Module, plan, inputs: torch.Tensor, *, input_grad: bool = False):
+        self.chain = stages(model)
+        operations = plan.operations
+        planned = 1 + max(j for _, j in operations)
+        if planned != len(self.chain):
+            raise ValueError(
+                f"the plan schedules {planned} stages, {type(model).__name__} has {len(self.chain)}: plan from "
+                f"this model's profile (kit.memory.profile(model, x))"
+            )
+        self.last = len(self.chain) - 1
+        split = operations.index(("B", self.last))
+        self.operations = operations[:split], operations[split:]
+        self.inputs, self.wants_input_grad, self.input_grad = inputs, input_grad, None
+        self.kept: dict[int, torch.Tensor] = {}  # outputs of forwards without grad
+        self.graphs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # (input leaf, output) of forwards with grad
+        self.grads: dict[int, torch.Tensor] = {}  # gradients of stage outputs
+        self.states: dict[int, tuple] = {}  # random state before the first forward of each recomputed stage
+        self.runs = Counter(j for op, j in operations if op in ("Fn", "Fe"))
+        self.restore: dict[int, list] = {}  # buffers to put back once a recomputed stage's graph is gone
+        self.offloaded = {j for op, j in operations if op == "offload"}
+        self.saved: dict[int, _SavedTensors] = {}  # what offloaded stages saved for their backward
+        self.pending: list = []  # copies to complete once the next operation is queued
+
+    def forward(self) -> torch.Tensor:
+        """Run the operations before the last stage's backward; the last stage's output (in its graph)."""
+        self._execute(self.operations[0], None)
+        return self.graphs[self.last][1]
+
+    def backward(self, last_backward) -> None:
+        """``last_backward(output)`` back-propagates the last stage's output; then the rest of the plan."""
+        self._execute(self.operations[1], last_backward)
+
+    def _input_of(self, j):
         if j == 0:
-            return inputs
-        return kept[j - 1] if j - 1 in kept else graphs[j - 1][1]
+            return self.inputs
+        return self.kept[j - 1] if j - 1 in self.kept else self.graphs[j - 1][1]
 
-    def forward(j, source):
-        if j not in states:
-            if runs[j] > 1:
-                states[j] = _random_state(source.device)
-            return chain[j](source)
-        restore[j] = [b.detach().clone() for b in chain[j].buffers()]
+    def _forward(self, j, source):
+        stage = self.chain[j]
+        if j not in self.states:
+            if self.runs[j] > 1:
+                self.states[j] = _random_state(source.device)
+            return stage(source)
+        self.restore[j] = [b.detach().clone() for b in stage.buffers()]
         with torch.random.fork_rng(devices=_cuda_devices(source.device)):
-            _set_random_state(states[j], source.device)
-            out = chain[j](source)
+            _set_random_state(self.states[j], source.device)
+            out = stage(source)
         if not torch.is_grad_enabled():
-            _put_back(chain[j], restore.pop(j))
+            _put_back(stage, self.restore.pop(j))
         return out
 
-    for op, j in plan.operations:
-        if op == "offload":
-            pending.append(saved[j].offload(chain[j], *graphs[j]))
-            continue
-        if op == "prefetch":
-            pending.append(saved[j].prefetch())
-            continue
-        if op == "Fn":
-            with torch.no_grad():
-                kept[j] = forward(j, input_of(j))
-        elif op == "Fe":
-            source = input_of(j).detach()
-            if j > 0 and source.is_floating_point():
-                source.requires_grad_(True)
-            if j in offloaded:
-                saved[j] = _SavedTensors(source.device)
-                with torch.autograd.graph.saved_tensors_hooks(saved[j].pack, _SavedTensors.unpack):
-                    graphs[j] = (source, forward(j, source))
-            else:
-                graphs[j] = (source, forward(j, source))
-        elif op == "B":
-            source, output = graphs.pop(j)
-            if j == last:
-                loss_value = loss(output)
-                loss_value.backward()
-                loss_value = loss_value.detach()  # drop the graph: it would keep stage inputs and gradients
-            else:
-                torch.autograd.backward(output, grads.pop(j))
-            if j > 0:
-                grads[j - 1] = source.grad
-            del source, output
-            saved.pop(j, None)  # the prefetched tensors die with the graph
-            if j in restore:  # autograd may have saved the buffers: put them back only now
-                _put_back(chain[j], restore.pop(j))
-        elif op == "free":
-            del kept[j]
-            continue
-        while pending:  # the copies ran beside the operation just queued
-            pending.pop(0)()
-    return loss_value
+    def _execute(self, operations, last_backward) -> None:
+        pending = self.pending
+        for op, j in operations:
+            if op == "offload":
+                pending.append(self.saved[j].offload(self.chain[j], *self.graphs[j]))
+                continue
+            if op == "prefetch":
+                pending.append(self.saved[j].prefetch())
+                continue
+            if op == "Fn":
+                with torch.no_grad():
+                    self.kept[j] = self._forward(j, self._input_of(j))
+            elif op == "Fe":
+                source = self._input_of(j).detach()
+                if (j > 0 or self.wants_input_grad) and source.is_floating_point():
+                    source.requires_grad_(True)
+                if j in self.offloaded:
+                    self.saved[j] = _SavedTensors(source.device)
+                    with torch.autograd.graph.saved_tensors_hooks(self.saved[j].pack, _SavedTensors.unpack):
+                        self.graphs[j] = (source, self._forward(j, source))
+                else:
+                    self.graphs[j] = (source, self._forward(j, source))
+            elif op == "B":
+                source, output = self.graphs.pop(j)
+                if j == self.last:
+                    last_backward(output)
+                else:
+                    torch.autograd.backward(output, self.grads.pop(j))
+                if j > 0:
+                    self.grads[j - 1] = source.grad
+                elif self.wants_input_grad:
+                    self.input_grad = source.grad
+                del source, output
+                self.saved.pop(j, None)  # the prefetched tensors die with the graph
+                if j in self.restore:  # autograd may have saved the buffers: put them back only now
+                    _put_back(self.chain[j], self.restore.pop(j))
+            elif op == "free":
+                del self.kept[j]
+                continue
+            while pending:  # the copies ran beside the operation just queued
+                pending.pop(0)()
 
 
 class _SavedTensors:
