@@ -4,20 +4,13 @@ import copy
 
 import pytest
 import torch
+from test_memory import dropout_bn_chain
 from test_memory_graph import ResNet
 from torch import nn
 
 from kit.memory import Planned, profile
 from kit.memory.plan import BudgetError, least_peak
 from kit.memory.schedule import Costs
-
-
-def dropout_bn_model():
-    torch.manual_seed(3)
-    return nn.Sequential(
-        nn.Linear(16, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.3),
-        nn.Linear(64, 64), nn.Tanh(), nn.Dropout(0.5), nn.Linear(64, 4),
-    )  # fmt: skip
 
 
 def tight_budget(model, inputs):
@@ -40,11 +33,11 @@ def train(model, batches, *, autocast=False):
     return losses
 
 
-@pytest.mark.parametrize("build", [dropout_bn_model, ResNet], ids=["dropout-bn", "resnet"])
+@pytest.mark.parametrize("build", [dropout_bn_chain, ResNet], ids=["dropout-bn", "resnet"])
 def test_a_training_loop_on_planned_gives_the_eager_parameters(build):
     model = build()
-    shape = (32, 16) if build is dropout_bn_model else (8, 3, 32, 32)
-    batches = [(torch.randn(*shape), torch.randint(0, 4, (shape[0],))) for _ in range(3)]
+    shape = (32, 16) if build is dropout_bn_chain else (8, 3, 32, 32)
+    batches = [(torch.randn(*shape), torch.randint(0, 8, (shape[0],))) for _ in range(3)]
     eager, planned = copy.deepcopy(model), Planned(copy.deepcopy(model), tight_budget(model, batches[0][0]))
     assert train(planned, batches) == pytest.approx(train(eager, batches), rel=1e-5)
     assert any(op == "Fn" for op, _ in next(iter(planned.plans.values())).operations)  # it did recompute
@@ -53,8 +46,8 @@ def test_a_training_loop_on_planned_gives_the_eager_parameters(build):
 
 
 def test_autocast_and_a_grad_scaler_work_unchanged():
-    model = dropout_bn_model()
-    batches = [(torch.randn(32, 16), torch.randint(0, 4, (32,))) for _ in range(2)]
+    model = dropout_bn_chain()
+    batches = [(torch.randn(32, 16), torch.randint(0, 8, (32,))) for _ in range(2)]
     eager, planned = copy.deepcopy(model), Planned(copy.deepcopy(model), tight_budget(model, batches[0][0]))
     assert train(planned, batches, autocast=True) == pytest.approx(train(eager, batches, autocast=True), rel=1e-3)
     for a, b in zip(eager.parameters(), planned.parameters(), strict=True):
@@ -78,7 +71,7 @@ def test_autocast_and_a_grad_scaler_work_unchanged():
 
 
 def test_gradients_reach_an_input_that_needs_them():
-    model = dropout_bn_model().eval()  # no dropout: the two forwards agree without seeding
+    model = dropout_bn_chain().eval()  # no dropout: the two forwards agree without seeding
     planned = Planned(copy.deepcopy(model).train(), None, strategy="recompute_all", repeats=1)
     planned.model.eval()
     x = torch.randn(8, 16, requires_grad=True)
@@ -91,7 +84,7 @@ def test_gradients_reach_an_input_that_needs_them():
 
 
 def test_a_new_input_shape_gets_its_own_plan_and_eval_runs_the_model():
-    model = dropout_bn_model()
+    model = dropout_bn_chain()
     planned = Planned(model, None, example=torch.randn(32, 16), strategy="recompute_all", repeats=1)
     planned(torch.randn(16, 16)).sum().backward()
     assert sorted(shape for shape, _, _ in planned.plans) == [(16, 16), (32, 16)]
@@ -103,7 +96,7 @@ def test_a_new_input_shape_gets_its_own_plan_and_eval_runs_the_model():
 
 def test_a_budget_below_any_plan_names_the_least_one():
     with pytest.raises(BudgetError, match=r"budget 1 bytes is below what any schedule needs: .* peaks at"):
-        Planned(dropout_bn_model(), 1, example=torch.randn(8, 16), repeats=1)
+        Planned(dropout_bn_chain(), 1, example=torch.randn(8, 16), repeats=1)
 
 
 def small_model():
