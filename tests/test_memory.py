@@ -39,7 +39,7 @@ def test_allocator_trace_counts_tensor_bytes_exactly():
 
 
 def test_profile_measures_sizes_and_saved_activations():
-    data = profile(mlp(), torch.randn(16, 32), repeats=2)
+    data = profile(mlp(), torch.randn(16, 32), repeats=2, loss=None)  # the last stage alone
     assert list(data.module.values) == ["Linear", "ReLU", "Linear", "Tanh", "Linear"]
     np.testing.assert_array_equal(data.x, [16 * 256 * 4] * 4 + [16 * 4 * 4])
     # What the allocator keeps after a forward with grad is what autograd saved, output included.
@@ -50,6 +50,22 @@ def test_profile_measures_sizes_and_saved_activations():
     )
     assert (data.uf > 0).all() and (data.ub > 0).all() and (data.bwd_tmp >= 0).all()
     assert data.attrs["input_bytes"] == 16 * 32 * 4 and data.uf.attrs["units"] == "s"
+
+
+def test_the_loss_is_profiled_with_the_last_stage_and_planned_for():
+    from kit.memory.execute import measure
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1000))
+    inputs = torch.randn(256, 64)
+    alone, with_loss = profile(model, inputs, repeats=1, loss=None), profile(model, inputs, repeats=1)
+    assert int(alone.x[-1]) == 256 * 1000 * 4 and int(with_loss.x[-1]) == 4  # the loss is a float32 scalar
+    # mean_square's float copy and square of the 1000-class output are held or transient with the last stage
+    assert int(with_loss.xbar[-1] + with_loss.fwd_tmp[-1]) >= int(alone.xbar[-1]) + 256 * 1000 * 4
+    assert with_loss.attrs["loss"] == "mean_square"
+    tight = int(1.05 * least_peak(Costs.from_profile(with_loss)))
+    chosen = plan(with_loss, tight, "optimal")
+    assert measure(model, chosen, inputs, repeats=1)["peak"] <= tight  # 434 KB over before the loss was profiled
 
 
 def test_an_absent_device_is_an_error():

@@ -21,12 +21,7 @@ import torch
 from kit.memory.chain import stages
 from kit.memory.measure_memory import AllocatorTrace
 from kit.memory.measure_memory import now as _now
-from kit.memory.profiling import check_device
-
-
-def mean_square(output: torch.Tensor) -> torch.Tensor:
-    """The default loss: the mean of the squared outputs."""
-    return output.float().square().mean()
+from kit.memory.profiling import check_device, mean_square
 
 
 def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch import nn
 
 from kit.memory.execute import Step
 from kit.memory.plan import plan
-from kit.memory.profiling import profile
+from kit.memory.profiling import mean_square, profile
 
 __all__ = ["Planned"]
 
@@ -35,6 +35,9 @@ class Planned(nn.Module):
         An input to plan for now (else the first training batch is profiled).
     strategy
         ``"optimal"`` (default), ``"uniform"``, ``"recompute_all"`` or ``"store_all"``.
+    loss
+        A function of the model's output to a scalar, like the criterion the loop applies, profiled with the
+        last stage so that its memory is planned (default: the mean of squares; ``None``: not planned).
     repeats
         Timed repeats per stage when profiling.
 
@@ -53,9 +56,11 @@ class Planned(nn.Module):
     ((16, 8), 'recompute_all')
     """
 
-    def __init__(self, model: nn.Module, budget: int | None, *, example=None, strategy="optimal", repeats=3):
+    def __init__(
+        self, model: nn.Module, budget: int | None, *, example=None, strategy="optimal", loss=mean_square, repeats=3
+    ):
         super().__init__()
-        self.model, self.budget, self.strategy, self.repeats = model, budget, strategy, repeats
+        self.model, self.budget, self.strategy, self.loss, self.repeats = model, budget, strategy, loss, repeats
         self.plans: dict[tuple, object] = {}
         if example is not None:
             self.plan_for(example)
@@ -64,7 +69,7 @@ class Planned(nn.Module):
         """The plan for inputs like ``inputs`` (shape, dtype, device), made from a profile on first use."""
         key = (tuple(inputs.shape), inputs.dtype, str(inputs.device))
         if key not in self.plans:
-            costs = profile(self.model, inputs, inputs.device, repeats=self.repeats)
+            costs = profile(self.model, inputs, inputs.device, repeats=self.repeats, loss=self.loss)
             self.plans[key] = plan(costs, self.budget, self.strategy)
         return self.plans[key]
 

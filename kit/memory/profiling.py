@@ -25,6 +25,11 @@ from kit.memory.measure_memory import AllocatorTrace
 from kit.memory.measure_memory import now as _now
 
 
+def mean_square(output: torch.Tensor) -> torch.Tensor:
+    """The default loss: the mean of the squared outputs."""
+    return output.float().square().mean()
+
+
 def check_device(device) -> torch.device:
     """``device`` as a ``torch.device``; an absent CUDA device is an error saying what is present."""
     device = torch.device(device)
@@ -37,13 +42,19 @@ def check_device(device) -> torch.device:
     return device
 
 
-def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *, repeats: int = 5) -> xr.Dataset:
+def profile(
+    model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *, repeats: int = 5, loss=mean_square
+) -> xr.Dataset:
     """Profile each stage of ``model`` on ``sample_input``; a Dataset with dim ``stage``.
 
     Any model of one tensor input and output goes in: it is cut into stages by :func:`kit.memory.stages`,
     and the stages, run in order, must compute ``model(sample_input)`` (else an error). The model is left as
     it was found: parameters and their ``.grad``, buffers (BatchNorm statistics), the random state, the
     training mode and the device.
+
+    ``loss`` (a function of the model's output to a scalar, the one the step will use) is profiled with the
+    last stage, so that its forward, what it saves and the output's gradient are planned for; ``None``
+    profiles the last stage alone (its output's gradient is then held for the whole step).
 
     Variables (bytes and seconds): ``uf``, ``ub`` and their ``*_iqr``; ``x`` (output), ``xbar`` (kept for
     the backward), ``fwd_tmp``, ``fn_tmp`` (forward without grad), ``bwd_tmp``; ``saved_hooks`` (distinct
@@ -62,7 +73,8 @@ def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *,
         check_chain(model, chain, activation)
         rows = []
         for index, stage in enumerate(chain):
-            rows.append(_profile_stage(stage, activation, device, repeats, needs_input_grad=index > 0))
+            profiled = _WithLoss(stage, loss) if index == len(chain) - 1 and loss is not None else stage
+            rows.append(_profile_stage(profiled, activation, device, repeats, needs_input_grad=index > 0))
             with torch.no_grad():
                 activation = stage(activation)
     data = xr.Dataset(
@@ -77,9 +89,21 @@ def profile(model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *,
         device=_device_name(device),
         input_bytes=_nbytes(sample_input),
         repeats=repeats,
+        loss=getattr(loss, "__name__", repr(loss)) if loss is not None else "",
         memory_source="torch profiler allocator events" if device.type == "cpu" else "CUDA allocator counters",
     )
     return data
+
+
+class _WithLoss(torch.nn.Module):
+    """The last stage followed by the loss: one scalar out."""
+
+    def __init__(self, stage: torch.nn.Module, loss):
+        super().__init__()
+        self.stage, self.loss = stage, loss
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.stage(inputs))
 
 
 def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor) -> None:
