@@ -95,7 +95,10 @@ def _optimal(
     ceiling = _ceiling(costs)
     slot, most = _slot(costs, slots, ceiling)
     budget_bytes = ceiling if budget is None else int(budget)
-    m = min(max(budget_bytes - int(costs.loss_bytes), 0) // slot, most)  # the loss is held for the whole step
+    # The loss is held for the whole step; buffer snapshots of recomputations, which the program does not
+    # model, are reserved for (every stage's at once, a bound) and simulated exactly below.
+    reserve = int(costs.loss_bytes) + (0 if costs.buffers is None else int(np.sum(costs.buffers)))
+    m = min(max(budget_bytes - reserve, 0) // slot, most)
     offload = _offload_terms(costs, offloaded, link)
     size = _sizes(costs, slot, offload)
     table, choice = _program(costs, m, size, offload)

@@ -60,8 +60,8 @@ def profile(
     the backward), ``fwd_tmp``, ``fn_tmp`` (forward without grad), ``bwd_tmp``; ``saved_hooks`` (distinct
     storages autograd saved beyond the parameters and the stage's input, output included) to cross-check
     ``xbar``; ``saves_input`` and ``saves_output`` (1 when the backward needs the stage's input, its output);
-    ``grad_bytes`` (parameter
-    gradients, allocated once). The input's size is ``attrs["input_bytes"]``.
+    ``grad_bytes`` (parameter gradients, allocated once); ``buffer_bytes`` (what a recomputation copies its
+    buffers into). The input's size is ``attrs["input_bytes"]``.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
@@ -83,7 +83,7 @@ def profile(
     )
     for key in ("uf", "ub", "uf_iqr", "ub_iqr"):
         data[key].attrs["units"] = "s"
-    for key in ("x", "xbar", "fwd_tmp", "fn_tmp", "bwd_tmp", "saved_hooks", "grad_bytes"):
+    for key in ("x", "xbar", "fwd_tmp", "fn_tmp", "bwd_tmp", "saved_hooks", "grad_bytes", "buffer_bytes"):
         data[key].attrs["units"] = "bytes"
     data.attrs.update(
         device=_device_name(device),
@@ -223,6 +223,7 @@ def _profile_stage(stage, activation, device, repeats: int, *, needs_input_grad:
         "bwd_tmp": int(max(memory["bwd"].peak - grad_bytes - input_grad, 0)),
         "saved_hooks": int(sum(storages.values())),
         "grad_bytes": int(grad_bytes),
+        "buffer_bytes": int(sum(b.numel() * b.element_size() for b in stage.buffers())),
         "saves_input": int(saves_input),
         "saves_output": int(saves_output),
     }

@@ -33,7 +33,9 @@ class Costs:
     of the step (as after ``zero_grad(set_to_none=True)``); ``loss_bytes`` the loss value, counted for the
     whole step; ``input_grad`` says whether the backward of stage 0 allocates a gradient for the input;
     ``offloadable[i]`` the bytes of ``xbar[i]`` beyond the output (tensors autograd saved) that an offload
-    moves to host memory; ``fn_tmp[i]`` the transient of a forward without grad (``fwd_tmp`` when absent).
+    moves to host memory; ``fn_tmp[i]`` the transient of a forward without grad (``fwd_tmp`` when absent);
+    ``buffers[i]`` the bytes of stage ``i``'s buffers, copied before each recomputation (BatchNorm statistics
+    are put back after it) and held to the stage's backward when it recomputes with grad.
     """
 
     uf: np.ndarray
@@ -48,9 +50,10 @@ class Costs:
     input_grad: bool = False
     offloadable: np.ndarray | None = None
     fn_tmp: np.ndarray | None = None
+    buffers: np.ndarray | None = None
 
     def __post_init__(self):
-        for name in ("ub", "x", "xbar", "fwd_tmp", "bwd_tmp", "grad", "offloadable", "fn_tmp"):
+        for name in ("ub", "x", "xbar", "fwd_tmp", "bwd_tmp", "grad", "offloadable", "fn_tmp", "buffers"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.uf):
                 raise ValueError(f"Costs.{name} has {len(value)} values for {len(self.uf)} stages")
@@ -84,13 +87,21 @@ class Costs:
         offloadable = np.clip(saved - get["x"], 0, np.maximum(get["xbar"] - get["x"], 0))
         input_bytes = int(profile.attrs.get("input_bytes", 0))
         fn_tmp = np.asarray(profile["fn_tmp"].values) if "fn_tmp" in profile else None
+        buffers = np.asarray(profile["buffer_bytes"].values) if "buffer_bytes" in profile else None
         # loss_bytes: the loss of kit.memory.execute.mean_square, one float32 scalar.
-        return cls(**get, grad=grad, loss_bytes=4, input_bytes=input_bytes, offloadable=offloadable, fn_tmp=fn_tmp)
+        return cls(
+            **get, grad=grad, loss_bytes=4, input_bytes=input_bytes, offloadable=offloadable, fn_tmp=fn_tmp,
+            buffers=buffers,
+        )  # fmt: skip
 
     @property
     def nograd_tmp(self) -> np.ndarray:
         """Transients of forwards without grad."""
         return self.fwd_tmp if self.fn_tmp is None else self.fn_tmp
+
+    def snapshot(self, j: int) -> int:
+        """Bytes a recomputation of stage ``j`` copies its buffers into."""
+        return 0 if self.buffers is None else int(self.buffers[j])
 
     def moved(self, j: int) -> int:
         """Bytes an offload of stage ``j`` moves to host memory."""
@@ -167,6 +178,7 @@ def simulate(costs: Costs, ops: list[tuple[str, int]], link=None) -> tuple[int, 
     peak, seconds = sum(live.values()), 0.0
     pending: list[tuple[str, int, float]] = []  # copies running beside the next operation
     away: set[int] = set()  # stages whose moved bytes are in host memory
+    ran: set[int] = set()  # stages forwarded once: their next forwards are recomputations
 
     def has_input(j):
         return j == 0 or ("a", j - 1) in live or ("abar", j - 1) in live
@@ -190,8 +202,12 @@ def simulate(costs: Costs, ops: list[tuple[str, int]], link=None) -> tuple[int, 
             if not has_input(j):
                 raise ValueError(f"{op} {j} needs the output of stage {j - 1}, which is not in memory")
             size = int(costs.x[j]) if op == "Fn" else int(costs.xbar[j])
-            peak = max(peak, now + size + int((costs.nograd_tmp if op == "Fn" else costs.fwd_tmp)[j]))
+            snapshot = costs.snapshot(j) if j in ran else 0
+            ran.add(j)
+            peak = max(peak, now + snapshot + size + int((costs.nograd_tmp if op == "Fn" else costs.fwd_tmp)[j]))
             live[("a" if op == "Fn" else "abar", j)] = size
+            if op == "Fe" and snapshot:
+                live[("snapshot", j)] = snapshot  # put back after the backward
             duration = float(costs.uf[j])
         elif op == "B":
             if ("abar", j) not in live or ("delta", j) not in live or not has_input(j) or j in away:
@@ -199,6 +215,7 @@ def simulate(costs: Costs, ops: list[tuple[str, int]], link=None) -> tuple[int, 
             grad = costs.grad_in(j)
             peak = max(peak, now + grad + costs.grads(j, j) + int(costs.bwd_tmp[j]))
             del live[("abar", j)], live[("delta", j)]
+            live.pop(("snapshot", j), None)
             live[("grad", j)] = costs.grads(j, j)
             if j > 0:
                 live[("delta", j - 1)] = grad
