@@ -184,3 +184,19 @@ def test_profile_leaves_parameters_buffers_grads_random_state_and_mode_as_they_w
     model.eval()
     profile(model, inputs, repeats=1)
     assert not model.training
+
+
+@pytest.mark.parametrize("strategy", ["store_all", "recompute_all"])
+def test_tied_weights_count_their_gradient_once_and_the_peak_is_predicted_to_the_byte(strategy):
+    from kit.memory.execute import measure
+
+    torch.manual_seed(0)
+    tied = nn.Linear(256, 256)
+    model = nn.Sequential(tied, nn.Tanh(), nn.Linear(256, 256), nn.ReLU(), tied, nn.Tanh(), nn.Linear(256, 8))
+    inputs = torch.randn(64, 256)
+    costs = profile(model, inputs, repeats=1)
+    unique = sum(p.numel() * p.element_size() for p in model.parameters())  # each parameter once
+    assert int(costs.grad_bytes.sum()) == unique
+    assert int(costs.grad_bytes[0]) == 0 and int(costs.grad_bytes[4]) == (256 * 256 + 256) * 4  # the last user
+    result = measure(copy.deepcopy(model), plan(costs, strategy=strategy), inputs, repeats=1)
+    assert result["peak"] == result["predicted_peak"]

@@ -77,6 +77,7 @@ def profile(
             rows.append(_profile_stage(profiled, activation, device, repeats, needs_input_grad=index > 0))
             with torch.no_grad():
                 activation = stage(activation)
+    _count_shared_gradients_once(chain, rows)
     data = xr.Dataset(
         {key: ("stage", [row[key] for row in rows]) for key in rows[0]},
         coords={"stage": np.arange(len(chain)), "module": ("stage", [module_name(s) for s in chain])},
@@ -93,6 +94,17 @@ def profile(
         memory_source="torch profiler allocator events" if device.type == "cpu" else "CUDA allocator counters",
     )
     return data
+
+
+def _count_shared_gradients_once(chain: list, rows: list[dict]) -> None:
+    """A parameter used by several stages (tied weights) gets its gradient kept by the last of them, whose
+    backward runs first; the backwards of the others only allocate a transient gradient to add to it."""
+    seen: set[int] = set()
+    for stage, row in zip(reversed(chain), reversed(rows), strict=True):
+        shared = sum(_nbytes(p) for p in stage.parameters() if p.requires_grad and id(p) in seen)
+        row["grad_bytes"] -= shared
+        row["bwd_tmp"] += shared
+        seen |= {id(p) for p in stage.parameters()}
 
 
 class _WithLoss(torch.nn.Module):
