@@ -23,7 +23,7 @@ def mlp():
 
 def test_nested_sequentials_are_flattened_and_other_models_traced():
     assert [type(s).__name__ for s in stages(mlp())] == ["Linear", "ReLU", "Linear", "Tanh", "Linear"]
-    assert [s.label for s in stages(nn.Linear(2, 2))] == ["linear"]  # any model: tests/test_memory_graph.py
+    assert [s.label for s in stages(nn.Linear(2, 2))] == ["Linear"]  # any model: tests/test_memory_graph.py
     with pytest.raises(ValueError, match="empty nn.Sequential"):
         stages(nn.Sequential())
 

@@ -155,8 +155,10 @@ def test_what_cannot_be_a_chain_is_refused_by_name():
         profile(Counting(), torch.randn(2, 3), repeats=1)
     with pytest.raises(TypeError, match=r"could not trace Branching with torch.fx .*branches on tensor values"):
         stages(Branching())
-    with pytest.raises(TypeError, match=r"one tensor input; Masked.forward takes \['x', 'mask'\]"):
+    with pytest.raises(TypeError, match=r"Masked.forward takes \['x', 'mask'\]: .* the context: \['mask'\]"):
         stages(Masked())
+    with pytest.raises(TypeError, match=r"not inputs of forward: \['bias'\]"):
+        stages(Masked(), ["mask", "bias"])
     with pytest.raises(TypeError, match=r"returns one tensor; Pair.forward returns tuple"):
         stages(Pair())
 
@@ -200,3 +202,42 @@ def test_tied_weights_count_their_gradient_once_and_the_peak_is_predicted_to_the
     assert int(costs.grad_bytes[0]) == 0 and int(costs.grad_bytes[4]) == (256 * 256 + 256) * 4  # the last user
     result = measure(copy.deepcopy(model), plan(costs, strategy=strategy), inputs, repeats=1)
     assert result["peak"] == result["predicted_peak"]
+
+
+class Encoder(nn.Module):
+    """Transformer encoder layers under a causal mask passed to forward, with a keyword default left alone."""
+
+    def __init__(self, width=32, layers=3):
+        super().__init__()
+        self.embed, self.head = nn.Linear(8, width), nn.Linear(width, 5)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(width, 4, 64, dropout=0.1, batch_first=True) for _ in range(layers)
+        )
+
+    def forward(self, x, mask, scale=1.0):
+        x = self.embed(x) * scale
+        for layer in self.layers:
+            x = layer(x, src_mask=mask)
+        return self.head(x)
+
+
+def test_a_transformer_with_a_mask_is_cut_between_layers_and_trains_like_eager():
+    from kit.memory.execute import mean_square, run
+
+    torch.manual_seed(4)
+    model, x = Encoder(), torch.randn(4, 6, 8)
+    mask = nn.Transformer.generate_square_subsequent_mask(6)
+    chain = stages(model, ["mask"])
+    assert [stage.label for stage in chain] == ["embed", "mul", "layers.0", "layers.1", "layers.2", "head"]
+    assert [stage.context_names for stage in chain] == [(), (), ("mask",), ("mask",), ("mask",), ()]
+    eager, planned = copy.deepcopy(model), copy.deepcopy(model)
+    costs = profile(model, x, repeats=1, context={"mask": mask})
+    chosen = plan(costs, int(1.05 * least_peak(Costs.from_profile(costs))), "optimal")
+    torch.manual_seed(11)
+    expected = mean_square(eager(x, mask))
+    expected.backward()
+    torch.manual_seed(11)
+    assert run(planned, chosen, x, context={"mask": mask}).item() == pytest.approx(expected.item(), rel=1e-6)
+    for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert all(getattr(stage, "context_mask", None) is None for stage in chain)  # unbound after the step

@@ -87,7 +87,7 @@ def test_a_new_input_shape_gets_its_own_plan_and_eval_runs_the_model():
     model = dropout_bn_chain()
     planned = Planned(model, None, example=torch.randn(32, 16), strategy="recompute_all", repeats=1)
     planned(torch.randn(16, 16)).sum().backward()
-    assert sorted(shape for shape, _, _ in planned.plans) == [(16, 16), (32, 16)]
+    assert sorted(shape for shape, *_ in planned.plans) == [(16, 16), (32, 16)]
     planned.eval()
     x = torch.randn(4, 16)
     torch.testing.assert_close(planned(x), model(x))
@@ -149,3 +149,22 @@ def test_distributed_data_parallel_over_planned_equals_one_process_on_both_batch
         optimizer.step()
     for got, expected in zip(torch.load(tmp_path / "rank0.pt"), reference.parameters(), strict=True):
         torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_planned_passes_a_mask_to_the_layers_that_read_it():
+    from test_memory_graph import Encoder
+
+    torch.manual_seed(4)
+    model, mask = Encoder(), nn.Transformer.generate_square_subsequent_mask(6)
+    batches = [(torch.randn(4, 6, 8), torch.randn(4, 6, 5)) for _ in range(2)]
+    eager, planned = copy.deepcopy(model), Planned(copy.deepcopy(model), None, strategy="recompute_all", repeats=1)
+    for module in (eager, planned):
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+        for seed, (x, y) in enumerate(batches):
+            torch.manual_seed(seed)
+            optimizer.zero_grad()
+            nn.functional.mse_loss(module(x, mask=mask), y).backward()
+            optimizer.step()
+    for a, b in zip(eager.parameters(), planned.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert [others for *_, others in planned.plans] == [(("mask", (6, 6), torch.float32),)]

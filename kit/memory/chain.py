@@ -7,8 +7,8 @@ from torch import nn
 from kit.memory.graph import traced_stages
 
 
-def stages(model: nn.Module) -> list[nn.Module]:
-    """The stages of ``model``, in order.
+def stages(model: nn.Module, context=()) -> list[nn.Module]:
+    """The stages of ``model``, in order; ``context`` names the inputs of its forward beyond the first.
 
     A plain ``nn.Sequential`` gives its children, nested plain ones flattened (any other module is a stage
     of its own inside it); any other model, a ``Sequential`` subclass with its own ``forward`` included, is
@@ -23,7 +23,9 @@ def stages(model: nn.Module) -> list[nn.Module]:
     ['Linear', 'ReLU', 'Linear']
     """
     if not _plain_sequential(model):
-        return traced_stages(model)
+        return traced_stages(model, tuple(context))
+    if context:
+        raise TypeError(f"an nn.Sequential takes one input; it has no use for the context {sorted(context)}")
     flat: list[nn.Module] = []
     for child in _flattened(model):
         if flat and getattr(child, "inplace", False):

@@ -19,15 +19,16 @@ import numpy as np
 import torch
 
 from kit.memory.chain import stages
+from kit.memory.graph import bound
 from kit.memory.measure_memory import AllocatorTrace
 from kit.memory.measure_memory import now as _now
 from kit.memory.profiling import check_device, mean_square
 
 
-def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square) -> torch.Tensor:
-    """One training step of ``model`` on ``inputs`` following ``plan``; gradients accumulate in ``.grad``.
-    Returns the loss."""
-    step = Step(model, plan, inputs)
+def run(model: torch.nn.Module, plan, inputs: torch.Tensor, loss=mean_square, context=None) -> torch.Tensor:
+    """One training step of ``model`` on ``inputs`` (and the ``context`` inputs of its forward, by name)
+    following ``plan``; gradients accumulate in ``.grad``. Returns the loss."""
+    step = Step(model, plan, inputs, context=context)
     losses = []
 
     def backward(output):
@@ -46,8 +47,9 @@ class Step:
     what does it, e.g. a loss's backward) and runs the rest. ``input_grad`` leaves the gradient of the
     inputs in :attr:`input_grad`."""
 
-    def __init__(self, model: torch.nn.Module, plan, inputs: torch.Tensor, *, input_grad: bool = False):
-        self.chain = stages(model)
+    def __init__(self, model: torch.nn.Module, plan, inputs: torch.Tensor, *, input_grad=False, context=None):
+        self.context = dict(context or {})
+        self.chain = stages(model, self.context)
         operations = plan.operations
         planned = 1 + max(j for _, j in operations)
         if planned != len(self.chain):
@@ -71,12 +73,14 @@ class Step:
 
     def forward(self) -> torch.Tensor:
         """Run the operations before the last stage's backward; the last stage's output (in its graph)."""
-        self._execute(self.operations[0], None)
+        with bound(self.chain, self.context):
+            self._execute(self.operations[0], None)
         return self.graphs[self.last][1]
 
     def backward(self, last_backward) -> None:
         """``last_backward(output)`` back-propagates the last stage's output; then the rest of the plan."""
-        self._execute(self.operations[1], last_backward)
+        with bound(self.chain, self.context):
+            self._execute(self.operations[1], last_backward)
 
     def _input_of(self, j):
         if j == 0:
@@ -237,22 +241,24 @@ class _SavedTensors:
         return event.synchronize
 
 
-def measure(model: torch.nn.Module, plan, inputs: torch.Tensor, *, loss=mean_square, repeats: int = 3) -> dict:
+def measure(
+    model: torch.nn.Module, plan, inputs: torch.Tensor, *, loss=mean_square, repeats: int = 3, context=None
+) -> dict:
     """Measured ``peak`` (bytes allocated during a step beyond the inputs and parameters; the parameter
     gradients, set to None before each step, are allocated by it) and ``time`` (median seconds of ``repeats``
     steps after a warm-up) of ``plan`` on ``inputs``, beside the plan's predictions."""
     parameters = list(model.parameters())
     device = check_device(parameters[0].device if parameters else "cpu")
     inputs = inputs.to(device)
-    run(model, plan, inputs, loss)  # warm-up
+    run(model, plan, inputs, loss, context)  # warm-up
     model.zero_grad(set_to_none=True)
     with AllocatorTrace(device) as trace:
-        run(model, plan, inputs, loss)
+        run(model, plan, inputs, loss, context)
     times = []
     for _ in range(repeats):
         model.zero_grad(set_to_none=True)
         start = _now(device)
-        run(model, plan, inputs, loss)
+        run(model, plan, inputs, loss, context)
         times.append(_now(device) - start)
     return {
         "peak": int(trace.peak),

@@ -14,31 +14,37 @@ outputs) is refused with an error naming the model and why.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import operator
 import weakref
 
 from torch import fx, nn
 
-__all__ = ["GraphStage", "module_name", "traced_stages"]
+__all__ = ["GraphStage", "bound", "module_name", "traced_stages"]
 
 _INPLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imatmul}
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class GraphStage(fx.GraphModule):
-    """One stage of a traced model: the nodes between two cuts, its ``label`` the modules it calls."""
+    """One stage of a traced model: the nodes between two cuts, its ``label`` the modules it calls and its
+    ``context_names`` the model's other inputs it reads (bound by :func:`bound`)."""
 
     label: str = ""
+    context_names: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"GraphStage({self.label})"
 
 
-def traced_stages(model: nn.Module) -> list[nn.Module]:
-    """The stages of any single-input, single-output ``model``, cut where one activation alone is alive.
+def traced_stages(model: nn.Module, context: tuple[str, ...] = ()) -> list[nn.Module]:
+    """The stages of ``model``, cut where one activation alone is alive.
 
-    Traced once per model (cached while the model lives).
+    The first input of ``model.forward`` flows from stage to stage; the inputs named in ``context`` (a mask,
+    positions: tensors that need no gradient) are read by any stage that uses them, bound for a step by
+    :func:`bound`; the other inputs keep their defaults. Traced once per model and context (cached while
+    the model lives).
 
     Examples
     --------
@@ -51,35 +57,60 @@ def traced_stages(model: nn.Module) -> list[nn.Module]:
     >>> [stage.label for stage in traced_stages(Block())]
     ['inner', 'relu', 'head']
     """
-    if model in _CACHE:
-        return _CACHE[model]
-    graph = _trace(model)
-    nodes = [n for n in graph.graph.nodes if n.op not in ("get_attr", "output")]
-    inputs = [n for n in nodes if n.op == "placeholder"]
-    if len(inputs) != 1:
-        names = [n.target for n in inputs]
-        raise TypeError(
-            f"kit.memory plans models of one tensor input; {type(model).__name__}.forward takes {names}: give the "
-            f"others defaults, or wrap the model in a module whose forward(x) passes them (a mask as a buffer)"
-        )
+    context = tuple(context)
+    cached = _CACHE.setdefault(model, {})
+    if context in cached:
+        return cached[context]
+    graph = _trace(model, context)
+    placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
+    nodes = [n for n in graph.graph.nodes if n.op not in ("get_attr", "output") and n not in placeholders[1:]]
     output = next(n for n in graph.graph.nodes if n.op == "output")
     if not isinstance(output.args[0], fx.Node):
         raise TypeError(
             f"kit.memory plans models whose forward returns one tensor; {type(model).__name__}.forward returns "
             f"{type(output.args[0]).__name__}: wrap the model in a module that returns the tensor the loss uses"
         )
-    stages = [_stage(graph, segment) for segment in _segments(nodes, output)]
-    _CACHE[model] = stages
+    names = dict(zip(placeholders[1:], context, strict=True))
+    stages = [_stage(graph, segment, names) for segment in _segments(nodes, output)]
+    cached[context] = stages
     return stages
 
 
-def _trace(model: nn.Module) -> fx.GraphModule:
-    defaults = {}
+@contextlib.contextmanager
+def bound(chain: list, context: dict):
+    """Give the stages of a traced chain the context inputs they read, for the ``with`` block."""
+    traced = [stage for stage in chain if isinstance(stage, GraphStage)]
     try:
-        for name, parameter in list(inspect.signature(model.forward).parameters.items())[1:]:
-            if parameter.default is not inspect.Parameter.empty:
-                defaults[name] = parameter.default
-        return fx.symbolic_trace(model, concrete_args=defaults or None)
+        for stage in traced:
+            for name in stage.context_names:
+                setattr(stage, f"context_{name}", context[name])
+        yield chain
+    finally:
+        for stage in traced:
+            for name in stage.context_names:
+                setattr(stage, f"context_{name}", None)
+
+
+def _trace(model: nn.Module, context: tuple[str, ...]) -> fx.GraphModule:
+    """Trace ``model`` called as ``model(x, name=name, ...)`` for the names in ``context``: its other inputs
+    keep their defaults, and a forward without defaults for them is an error naming them."""
+    parameters = list(inspect.signature(model.forward).parameters.values())
+    unknown = sorted(set(context) - {p.name for p in parameters[1:]})
+    missing = [p.name for p in parameters[1:] if p.default is inspect.Parameter.empty and p.name not in context]
+    if not parameters or unknown or missing:
+        raise TypeError(
+            f"{type(model).__name__}.forward takes {[p.name for p in parameters]}: kit.memory passes the first "
+            f"from stage to stage and the others by name as context (profile(model, x, context={{...}})); "
+            f"missing from the context: {missing}, not inputs of forward: {unknown}"
+        )
+    call = ", ".join(f"{name}={name}" for name in context)
+    source = f"def forward(self, x{''.join(', ' + n for n in context)}):\n    return self.model(x, {call})\n"
+    namespace: dict = {}
+    exec(source, namespace)  # noqa: S102 - a forward with the context's names as its parameters, for fx
+    wrapper = type("Traced", (nn.Module,), {"forward": namespace["forward"]})()
+    wrapper.model = model
+    try:
+        return fx.symbolic_trace(wrapper)
     except Exception as error:  # noqa: BLE001 - fx raises many types; the message says which
         raise TypeError(
             f"kit.memory could not trace {type(model).__name__} with torch.fx ({type(error).__name__}: {error}); "
@@ -120,17 +151,21 @@ def _modified_by_a_user(node: fx.Node) -> bool:
     return False
 
 
-def _stage(graph: fx.GraphModule, segment: list[fx.Node]) -> GraphStage:
-    """A module running ``segment``: its input is the value cut before it, its output the last node's value."""
+def _stage(graph: fx.GraphModule, segment: list[fx.Node], context: dict[fx.Node, str]) -> GraphStage:
+    """A module running ``segment``: its input is the value cut before it, its output the last node's value;
+    the context inputs it uses are read from attributes ``context_<name>``."""
     new = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
-    members = set(segment)
+    members, read = set(segment), []
     for node in segment:
         for used in node.all_input_nodes:
             if used in env:
                 continue
             if used.op == "get_attr":
                 env[used] = new.get_attr(used.target)
+            elif used in context:
+                read.append(context[used])
+                env[used] = new.get_attr(f"context_{context[used]}")
             elif used not in members:
                 env[used] = new.placeholder("x")
         if node.op == "placeholder":
@@ -138,14 +173,17 @@ def _stage(graph: fx.GraphModule, segment: list[fx.Node]) -> GraphStage:
         else:
             env[node] = new.node_copy(node, lambda n: env[n])
     new.output(env[segment[-1]])
+    for name in read:
+        setattr(graph, f"context_{name}", None)  # what the stage copies from its root; bound for a step
     stage = GraphStage(graph, new, class_name="GraphStage")
-    stage.label = _label(segment)
+    stage.label, stage.context_names = _label(graph, segment), tuple(read)
     return stage
 
 
-def _label(segment: list[fx.Node]) -> str:
+def _label(root: fx.GraphModule, segment: list[fx.Node]) -> str:
     """The modules a stage calls, as their common dotted prefix (``layer1.0``) or ``first..last``."""
-    names = [str(n.target) for n in segment if n.op == "call_module"] or [
+    modules = [str(n.target) for n in segment if n.op == "call_module"]
+    names = [type(root.model).__name__ if m == "model" else m.removeprefix("model.") for m in modules] or [
         getattr(n.target, "__name__", str(n.target)) for n in segment if n.op != "placeholder"
     ]
     parts = [name.split(".") for name in names]

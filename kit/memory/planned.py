@@ -65,18 +65,21 @@ class Planned(nn.Module):
         if example is not None:
             self.plan_for(example)
 
-    def plan_for(self, inputs: torch.Tensor):
-        """The plan for inputs like ``inputs`` (shape, dtype, device), made from a profile on first use."""
-        key = (tuple(inputs.shape), inputs.dtype, str(inputs.device))
+    def plan_for(self, inputs: torch.Tensor, **context):
+        """The plan for inputs like ``inputs`` and ``context`` (shapes, dtypes, device), profiled on first use."""
+        others = tuple((name, tuple(t.shape), t.dtype) for name, t in sorted(context.items()))
+        key = (tuple(inputs.shape), inputs.dtype, str(inputs.device), others)
         if key not in self.plans:
-            costs = profile(self.model, inputs, inputs.device, repeats=self.repeats, loss=self.loss)
+            costs = profile(self.model, inputs, inputs.device, repeats=self.repeats, loss=self.loss, context=context)
             self.plans[key] = plan(costs, self.budget, self.strategy)
         return self.plans[key]
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, **context) -> torch.Tensor:
+        """The model's output; ``context``: its other inputs by name (a mask), the same at every stage."""
         if not (self.training and torch.is_grad_enabled()):
-            return self.model(inputs)
-        step = Step(self.model, self.plan_for(inputs), inputs.detach(), input_grad=inputs.requires_grad)
+            return self.model(inputs, **context)
+        chosen = self.plan_for(inputs, **context)
+        step = Step(self.model, chosen, inputs.detach(), input_grad=inputs.requires_grad, context=context)
         anchor = torch.empty(0, requires_grad=True)  # autograd calls the backward even if inputs need no grad
         return _PlannedStep.apply(step, inputs, anchor)
 

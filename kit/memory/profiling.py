@@ -20,7 +20,7 @@ import torch
 import xarray as xr
 
 from kit.memory.chain import stages
-from kit.memory.graph import module_name
+from kit.memory.graph import bound, module_name
 from kit.memory.measure_memory import AllocatorTrace
 from kit.memory.measure_memory import now as _now
 
@@ -43,7 +43,13 @@ def check_device(device) -> torch.device:
 
 
 def profile(
-    model: torch.nn.Module, sample_input: torch.Tensor, device="cpu", *, repeats: int = 5, loss=mean_square
+    model: torch.nn.Module,
+    sample_input: torch.Tensor,
+    device="cpu",
+    *,
+    repeats: int = 5,
+    loss=mean_square,
+    context: dict | None = None,
 ) -> xr.Dataset:
     """Profile each stage of ``model`` on ``sample_input``; a Dataset with dim ``stage``.
 
@@ -54,7 +60,8 @@ def profile(
 
     ``loss`` (a function of the model's output to a scalar, the one the step will use) is profiled with the
     last stage, so that its forward, what it saves and the output's gradient are planned for; ``None``
-    profiles the last stage alone (its output's gradient is then held for the whole step).
+    profiles the last stage alone (its output's gradient is then held for the whole step). ``context`` gives
+    the other inputs of ``model.forward`` by name (an attention mask): every stage that reads one gets it.
 
     Variables (bytes and seconds): ``uf``, ``ub`` and their ``*_iqr``; ``x`` (output), ``xbar`` (kept for
     the backward), ``fwd_tmp``, ``fn_tmp`` (forward without grad), ``bwd_tmp``; ``saved_hooks`` (distinct
@@ -66,11 +73,12 @@ def profile(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     device = check_device(device)
-    chain = stages(model)
-    with _untouched(model):
+    context = {name: value.to(device) for name, value in (context or {}).items()}
+    chain = stages(model, context)
+    with _untouched(model), bound(chain, context):
         model.to(device)
         activation = sample_input.to(device)
-        check_chain(model, chain, activation)
+        check_chain(model, chain, activation, context)
         rows = []
         for index, stage in enumerate(chain):
             profiled = _WithLoss(stage, loss) if index == len(chain) - 1 and loss is not None else stage
@@ -118,8 +126,8 @@ class _WithLoss(torch.nn.Module):
         return self.loss(self.stage(inputs))
 
 
-def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor) -> None:
-    """Refuse a chain whose stages, run one after the other, do not compute ``model(sample_input)``.
+def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor, context: dict) -> None:
+    """Refuse a chain whose stages, run one after the other, do not compute ``model(sample_input, **context)``.
 
     Both run without grad from the same random state; buffers and the random state are the caller's to
     restore (:func:`profile` does).
@@ -127,7 +135,7 @@ def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor)
     cuda = [sample_input.device] if sample_input.device.type == "cuda" else []
     with torch.no_grad(), torch.random.fork_rng(devices=cuda):
         state = torch.random.get_rng_state(), [torch.cuda.get_rng_state(d) for d in cuda]
-        expected = model(sample_input)
+        expected = model(sample_input, **context)
         torch.random.set_rng_state(state[0])
         for d, cuda_state in zip(cuda, state[1], strict=True):
             torch.cuda.set_rng_state(cuda_state, d)
