@@ -8,54 +8,14 @@ import torch
 from test_memory import assert_runs_like_eager
 from torch import nn
 
-from kit.memory import plan, profile, stages
+from kit.memory import plan, profile, real_models, stages
 from kit.memory.execute import run
 from kit.memory.plan import least_peak
 from kit.memory.schedule import Costs
 
 
-class BasicBlock(nn.Module):
-    """torchvision's ResNet block, as written there: an in-place ReLU and ``out += identity``."""
-
-    def __init__(self, inputs, width, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inputs, width, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.downsample = None
-        if stride != 1 or inputs != width:
-            self.downsample = nn.Sequential(nn.Conv2d(inputs, width, 1, stride, bias=False), nn.BatchNorm2d(width))
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
-
-
-class ResNet(nn.Module):
-    """torchvision's ResNet layout (stem with an in-place ReLU, layers of blocks, pooling, classifier)."""
-
-    def __init__(self, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8))
-        self.layer2 = nn.Sequential(BasicBlock(8, 16, 2), BasicBlock(16, 16))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(16, classes)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer2(self.layer1(x))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+def ResNet():  # noqa: N802 - a small torchvision-layout ResNet, built like a class
+    return real_models.ResNet(real_models.BasicBlock, [2, 2], classes=10, width=8)
 
 
 class UNet(nn.Module):

@@ -3,7 +3,7 @@ figures display as PNG images."""
 
 from kit.plots.display import register_png_display
 from kit.plots.fields import field_evolution, field_snapshots
-from kit.plots.memory import memory_tradeoff, offloading, partitioning, plan_schedule, profiler_accuracy
+from kit.plots.memory import memory_tradeoff, offloading, partitioning, plan_schedule, profiler_accuracy, real_models
 from kit.plots.online import buffer_policies, data_plane, online_vs_offline, streaming_efficiency, study_monitor
 from kit.plots.replay import (
     factor_indices,
@@ -33,6 +33,7 @@ __all__ = [
     "placements",
     "plan_schedule",
     "profiler_accuracy",
+    "real_models",
     "replay_speed",
     "interval_coverage",
     "salib_benchmark",

@@ -64,6 +64,36 @@ def _tradeoff_handles(strategies) -> list:
     ]
 
 
+def real_models(data: xr.Dataset) -> Figure:
+    """Left: measured peak / budget of the optimal plan per model and budget fraction, with the prediction
+    errors of peak and time annotated; right: step time of torch's per-stage checkpointing and of the kit's
+    plan at torch's measured peak (absent where torch's peak is below every plan of the kit)."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    models = [str(m) for m in data.model.values]
+    for i, model in enumerate(models):
+        part = data.sel(model=model)
+        left.plot(part.fraction, part.peak_over_budget, marker="o", color=f"C{i}", label=model)
+    left.axhline(1.0, color="0.3", linestyle="--", linewidth=0.8)
+    peak_error = float(np.nanmax(np.abs(data.prediction_error_peak)))
+    time_error = float(np.nanmax(np.abs(data.prediction_error_time)))
+    title = f"optimal plan (largest prediction error: peak {peak_error:.1%}, time {time_error:.0%})"
+    left.set(xlabel="budget: 0 the least peak, 1 store-all's", ylabel="measured peak / budget", title=title)
+    left.legend(fontsize="small")
+    x = np.arange(len(models))
+    right.bar(x - 0.2, data.torch_time * 1e3, width=0.4, color="0.6", label="torch.utils.checkpoint per stage")
+    right.bar(x + 0.2, data.kit_time_at_torch_peak * 1e3, width=0.4, color="C0", label="kit plan at torch's peak")
+    for k, model in enumerate(models):
+        ratio = float(data.time_ratio_vs_torch.sel(model=model))
+        text = f"x{ratio:.2f}" if np.isfinite(ratio) else "torch peak below\nthe kit's least"
+        top = float(np.nanmax([data.torch_time.sel(model=model), data.kit_time_at_torch_peak.sel(model=model)]))
+        right.annotate(text, (k, top * 1e3), textcoords="offset points", xytext=(0, 4), ha="center", fontsize="x-small")
+    right.set_xticks(x, labels=models)
+    right.set(ylabel="training step [ms]", title=f"same peak, batch {data.attrs.get('batch', '?')}")
+    right.legend(fontsize="small", loc="upper left")
+    return fig
+
+
 def profiler_accuracy(data: xr.Dataset) -> Figure:
     """A recorded device run (``kit.memory.accuracy.load_recorded``): top, the host CPU allocator's bytes
     against the device's, per stage (kept for the backward, transient peaks) and per planned step; bottom,
