@@ -22,12 +22,12 @@ from kit.memory.profiling import check_device
 
 
 def run_partition(model: torch.nn.Module, split, inputs: torch.Tensor, places=None, *, loss=mean_square) -> xr.Dataset:
-    """Run ``model`` (an ``nn.Sequential``) split as ``split`` (a ``Partition``) on ``inputs``; ``places`` maps
-    each device name to a torch device (default: all on the CPU). Returns a Dataset with dim ``device``:
-    ``measured_time`` and ``predicted_time`` (from the profile and the device's speed), ``measured_memory``
-    and ``predicted_memory`` (what one micro-batch holds: in training after its forward), ``measured_peak``
-    and ``predicted_peak`` (in training, forward and backward), the stages' ``start`` and ``stop``; the loss
-    (training) and whether the partition fits its devices in ``attrs``."""
+    """Run ``model`` (any model :func:`~kit.memory.stages` cuts) split as ``split`` (a ``Partition``) on
+    ``inputs``; ``places`` maps each device name to a torch device (default: all on the CPU). Returns a
+    Dataset with dim ``device``: ``measured_time`` and ``predicted_time`` (from the profile and the device's
+    speed), ``measured_memory`` and ``predicted_memory`` (what one micro-batch holds: in training after its
+    forward), ``measured_peak`` and ``predicted_peak`` (in training, forward and backward), the stages'
+    ``start`` and ``stop``; the loss (training) and whether the partition fits its devices in ``attrs``."""
     names, places = [device.name for device in split.devices], places or {}
     unknown = set(places) - set(names)
     if unknown:

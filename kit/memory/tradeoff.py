@@ -24,8 +24,8 @@ def tradeoff(
     slots: int = 500,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Plan and run ``model`` (an ``nn.Sequential``) on ``sample_input`` under budgets between the least
-    peak any schedule reaches (fraction 0) and the peak of storing everything (fraction 1).
+    """Plan and run ``model`` (any model :func:`~kit.memory.stages` cuts) on ``sample_input`` under budgets
+    between the least peak any schedule reaches (fraction 0) and the peak of storing everything (fraction 1).
 
     Returns a Dataset with dims ``(strategy, budget)``: ``predicted_peak``, ``predicted_time``,
     ``measured_peak``, ``measured_time`` (NaN where the strategy cannot fit), ``peak_over_budget``
