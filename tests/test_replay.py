@@ -443,7 +443,7 @@ def test_training_runs_on_gpu_slots_beside_the_cores_and_on_cores_without_gpus()
 def test_gpu_memory_is_checked_and_strategies_plan_with_gpus():
     from kit.replay import replay
     from kit.replay.strategies import place
-    from kit.replay.trace import from_wfformat
+    from kit.replay.wfformat import from_wfformat
 
     assert from_wfformat(gpu_trace(memory=2000).to_wfformat()).tasks == gpu_trace(memory=2000).tasks  # memoryInBytes
     with pytest.raises(ValueError, match=r"task 't1' needs 2000 bytes of GPU memory, host 'gpu' has 1000"):

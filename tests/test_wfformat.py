@@ -11,7 +11,7 @@ import pytest
 from kit.replay import Platform, Task, Trace, load_trace, replay
 from kit.replay.calibrate import calibrate, fidelity
 from kit.replay.corpus import RECIPES, generate, instance
-from kit.replay.trace import from_wfformat
+from kit.replay.wfformat import from_wfformat
 
 SCHEMA = Path(__file__).with_name("wfformat") / "wfcommons-schema-1.5.json"
 

@@ -13,7 +13,8 @@ from importlib import import_module
 from kit.replay.platform import Host, Link, Platform
 from kit.replay.simulate import Replay, replay
 from kit.replay.streams import Stream
-from kit.replay.trace import COMPONENTS, Task, Trace, load_trace
+from kit.replay.trace import COMPONENTS, Task, Trace
+from kit.replay.wfformat import load_trace
 
 __all__ = [
     "COMPONENTS",

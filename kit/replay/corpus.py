@@ -13,7 +13,8 @@ import uuid
 
 import numpy as np
 
-from kit.replay.trace import Trace, from_wfformat
+from kit.replay.trace import Trace
+from kit.replay.wfformat import from_wfformat
 
 #: Recipe name -> (WfCommons recipe class, smallest ``size`` it builds).
 RECIPES = {
