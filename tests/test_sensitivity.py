@@ -255,9 +255,11 @@ def test_nominal_95_percent_intervals_cover_the_exact_indices_93_to_97_percent(f
     from kit.simulators import Ishigami, SobolG
 
     model = {"ishigami": Ishigami(), "sobol_g": SobolG()}[function]
-    data = interval_coverage(model, [256, 1024], 1000, intervals=["kit", "fisher"], progress=False)
+    data = interval_coverage(model, [256, 1024], 1000, intervals=["kit", "jansen", "fisher"], progress=False)
     kit = data.coverage.sel(interval="kit")
     assert float(kit.min()) >= 0.93 and float(kit.max()) <= 0.97, kit.to_dataframe().to_string()
+    jansen = data.coverage.sel(interval="jansen", groups=1024)  # a ratio of means: slower to become normal
+    assert float(jansen.min()) >= 0.93 and float(jansen.max()) <= 0.97, jansen.to_dataframe().to_string()
     if function == "ishigami":  # the normal-theory interval under-covers x1's total index (kurtosis)
         assert float(data.coverage.sel(interval="fisher", index="ST", parameter="x1").max()) < 0.85
 
@@ -273,12 +275,33 @@ def test_fewer_than_four_groups_give_the_whole_range():
     assert sobol.widest_interval() == 2.0
 
 
-def test_jansen_has_no_confidence_interval():
+@pytest.mark.parametrize("shape", [(), (2, 3)], ids=["scalar", "field"])
+def test_jansen_intervals_are_the_delta_method_after_batches_and_merges(shape):
+    rng = np.random.default_rng(4)
+    n, d = 203, 2
+    outputs = np.exp(random_outputs(rng, n, d, shape) / 3)
+    parts = [IterativeSobol(d, shape, estimator="jansen") for _ in range(3)]
+    for part, chunk in zip(parts, np.split(outputs, [50, 120]), strict=True):
+        feed(part, chunk, rng)
+    sobol = parts[0].merge(parts[1]).merge(parts[2])
+    (s_low, s_high), (t_low, t_high) = sobol.confidence_interval(0.95)
+    a, b, e = outputs[:, 0], outputs[:, 1], outputs[:, 2:]
+    pooled = np.var(np.concatenate([a, b]), axis=0, ddof=1)
+    q = (a - a.mean(axis=0)) ** 2 + (b - b.mean(axis=0)) ** 2
+    for k in range(d):
+        for row, (low, high) in ((a, (t_low, t_high)), (b, (s_low, s_high))):
+            squares = (row - e[:, k]) ** 2
+            ratio = squares.mean(axis=0) / (2 * pooled)  # ST, or 1 - S
+            spread = np.var(squares - ratio * q, axis=0)  # of D - ratio Q over groups
+            half = 1.959963984540054 * np.sqrt(spread / n) / (2 * pooled)
+            index = ratio if row is a else 1 - ratio
+            np.testing.assert_allclose([low[k], high[k]], [index - half, index + half], rtol=1e-9, atol=1e-12)
+
+
+def test_fewer_than_four_groups_give_jansen_an_unbounded_interval():
     sobol = IterativeSobol(2, estimator="jansen")
-    with pytest.raises(NotImplementedError, match="martinez"):
-        sobol.confidence_interval()
-    with pytest.raises(NotImplementedError, match="martinez"):
-        sobol.widest_interval()
+    sobol.update(random_outputs(np.random.default_rng(5), 3, 2, ()))
+    assert sobol.widest_interval() == np.inf
 
 
 # ------------------------------------------------------------------------------------- (f) aggregated

@@ -36,7 +36,12 @@ def interval_coverage(data: xr.Dataset) -> Figure:
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     level = float(data.attrs.get("confidence_level", 0.95))
-    labels = {"kit": "kit (delta method)", "fisher": "Fisher z, normal theory", "salib": "SALib bootstrap"}
+    labels = {
+        "kit": "kit, Martinez (delta method)",
+        "jansen": "kit, Jansen (delta method)",
+        "fisher": "Fisher z, normal theory",
+        "salib": "SALib bootstrap",
+    }
     for ax, index, title in zip(axes, ("S1", "ST"), ("first order", "total"), strict=True):
         ax.axhspan(level - 0.02, level + 0.02, color="0.9")
         ax.axhline(level, color="0.3", linestyle="--", linewidth=0.8)

@@ -6,6 +6,7 @@ The replicates are the cells of one :class:`~kit.sensitivity.IterativeSobol`, so
 vectorised pass. Three intervals are compared on the same outputs:
 
 - ``kit``: :meth:`IterativeSobol.confidence_interval` (Martinez, delta-method variance of the correlation);
+- ``jansen``: the same for the kit's Jansen estimators (delta-method variance of a ratio of means);
 - ``fisher``: Fisher's normal-theory ``tanh(atanh(r) +- z / sqrt(n - 3))`` on the same correlations, what
   the kit used before (right only for normal outputs);
 - ``salib``: ``SALib.analyze.sobol.analyze`` on each replicate's outputs (its own estimators: Saltelli
@@ -27,7 +28,7 @@ from kit.sensitivity.sobol import IterativeSobol
 __all__ = ["INTERVALS", "interval_coverage"]
 
 #: Intervals compared by :func:`interval_coverage`.
-INTERVALS = ("kit", "fisher", "salib")
+INTERVALS = ("kit", "jansen", "fisher", "salib")
 
 
 def interval_coverage(
@@ -97,7 +98,10 @@ def interval_coverage(
         outputs = _replicates(model, n, replicates, np.random.SeedSequence([seed, n]))  # (n, d + 2, replicates)
         sobol = IterativeSobol(model.space.dim, (replicates,))
         sobol.update(outputs)
-        bounds = [_bounds(name, sobol, outputs, z, level, resamples, seed, progress) for name in intervals]
+        jansen = IterativeSobol(model.space.dim, (replicates,), estimator="jansen") if "jansen" in intervals else None
+        if jansen is not None:
+            jansen.update(outputs)
+        bounds = [_bounds(name, sobol, jansen, outputs, z, level, resamples, seed, progress) for name in intervals]
         low, high = np.stack([b[0] for b in bounds]), np.stack([b[1] for b in bounds])
         hit = (low <= exact[None, :, :, None]) & (exact[None, :, :, None] <= high)
         covered.append(hit.mean(axis=-1))
@@ -136,10 +140,12 @@ def _replicates(model, n: int, replicates: int, seed: np.random.SeedSequence) ->
     return model.evaluate(groups.reshape(-1, d)).reshape(n, replicates, d + 2).transpose(0, 2, 1)
 
 
-def _bounds(name: str, sobol: IterativeSobol, outputs, z, level, resamples, seed, progress):
+def _bounds(name: str, sobol: IterativeSobol, jansen, outputs, z, level, resamples, seed, progress):
     """One interval's ``(low, high)``, each ``(index, parameter, replicate)``."""
     if name == "kit":
         return _stacked(sobol.confidence_interval(level))
+    if name == "jansen":
+        return _stacked(jansen.confidence_interval(level))
     if name == "fisher":
         return _fisher(sobol, z)
     return _salib(outputs, level, resamples, seed, progress)

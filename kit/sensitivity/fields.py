@@ -135,7 +135,7 @@ class FieldSobol:
         return len(self._partial)
 
     def to_dataset(self, names: Sequence[str] | None = None, *, times=None, dims=("y", "x"), level=0.95):
-        """``S1``, ``ST`` (and Martinez intervals) with dims ``(step, parameter, *dims)``; whole-field indices
+        """``S1``, ``ST`` (and their intervals) with dims ``(step, parameter, *dims)``; whole-field indices
         ``S1_field``, ``ST_field`` ``(step, parameter)``; for each quantity ``q``, ``S1_q``, ``ST_q``
         ``(step, parameter)``. ``times`` (one per kept step) becomes a ``time`` coordinate."""
         import xarray as xr
@@ -162,9 +162,8 @@ class FieldSobol:
             "discarded_groups": len(self.discarded),
             "estimator": self.sobols[self.steps[0]].estimator,
             "quantities": list(self.quantities),
+            "confidence_level": float(level),
         }
-        if out.attrs["estimator"] == "martinez":
-            out.attrs["confidence_level"] = float(level)
         return out
 
     def state_dict(self) -> dict:

@@ -33,8 +33,10 @@ __all__ = ["ESTIMATORS", "Intervals", "IterativeSobol"]
 #: Estimators understood by :class:`IterativeSobol`.
 ESTIMATORS = ("martinez", "jansen")
 
-#: Highest order of the centred sums each estimator keeps: 4 gives Martinez's intervals their variance.
-ORDERS = {"martinez": 4, "jansen": 2}
+#: Co-moment orders of the pairs (A or B, E_k) each estimator keeps: to 4 for Martinez's interval variance.
+#: Co-moment orders of (Y_A, Y_B) Jansen keeps: Var((Y_A - mean)^2 + (Y_B - mean)^2) needs (2, 2).
+AB_ORDERS = ((1, 1), (2, 1), (1, 2), (2, 2))
+PAIR_ORDERS = {"martinez": [(p, q) for p in range(1, 4) for q in range(1, 5 - p)], "jansen": [(1, 1)]}
 
 #: A cell counts as constant when its standard deviation is below this fraction of its mean's magnitude.
 CONSTANT_RTOL = 1e-12
@@ -94,12 +96,19 @@ class IterativeSobol:
         self.shape = _check_shape(shape)
         self.estimator = estimator
         self.n_groups = 0
-        d, order = self.n_params, ORDERS[estimator]
-        self._mean = np.zeros((d + 2, *self.shape))  # rows A, B, E_1..E_d
-        # Centred sums per row, sum (Y_row - mean)^p, and per pair (A or B, E_k),
-        # sum (Y_A|B - mean)^p (Y_Ek - mean)^q: up to order 4 for Martinez's intervals.
-        self._rows = {p: np.zeros((d + 2, *self.shape)) for p in range(2, order + 1)}
-        self._pairs = {pq: np.zeros((2, d, *self.shape)) for pq in _pair_orders(order)}
+        d, shape = self.n_params, self.shape
+        self._mean = np.zeros((d + 2, *shape))  # rows A, B, E_1..E_d
+        # Centred sums per row, sum (Y_row - mean)^p to order 4, and per pair (A or B, E_k),
+        # sum (Y_A|B - mean)^p (Y_Ek - mean)^q (to order 4 for Martinez's intervals).
+        self._rows = {p: np.zeros((d + 2, *shape)) for p in (2, 3, 4)}
+        self._pairs = {pq: np.zeros((2, d, *shape)) for pq in PAIR_ORDERS[estimator]}
+        # Jansen: the squared differences (Y_A|B - Y_Ek)^2 per group, their mean, centred sum of squares and
+        # centred co-moments with Y_A and Y_B (orders (1, 1) and (1, 2)), for its intervals.
+        self._squares = {}
+        if estimator == "jansen":
+            self._squares = {"mean": np.zeros((2, d, *shape)), (2, 0): np.zeros((2, d, *shape))}
+            self._squares |= {pq: np.zeros((2, d, 2, *shape)) for pq in ((1, 1), (1, 2))}
+            self._squares |= {("ab", *pq): np.zeros(shape) for pq in AB_ORDERS}  # Y_A with Y_B
 
     # ----------------------------------------------------------------------------------------- updates
 
@@ -113,8 +122,9 @@ class IterativeSobol:
         outputs = _as_batch(outputs, group, "outputs", expected)
         if outputs is None:
             return
+        squares = (outputs[:, :2, None] - outputs[:, None, 2:]) ** 2 if self._squares else None  # (n, 2, d, ...)
         if outputs.shape[0] == 1:  # one group: its centred sums are zero
-            self._merge(1, outputs[0], {}, {})
+            self._merge(1, outputs[0], {}, {}, {} if squares is None else {"mean": squares[0]})
             return
         mean, deviations = _batch_centre(outputs)
         n, rows, cells = outputs.shape[0], self.n_params + 2, int(np.prod(self.shape, dtype=int))
@@ -126,7 +136,15 @@ class IterativeSobol:
             (p, q): np.einsum("nac,nkc->akc", powers[p][:, :2], powers[q][:, 2:]).reshape(2, rows - 2, *self.shape)
             for p, q in self._pairs
         }
-        self._merge(n, mean, sums, pairs)
+        batch_squares = {}
+        if squares is not None:
+            square_mean, square_deviations = _batch_centre(squares)
+            dx, dy = square_deviations[:, :, :, None], deviations[:, None, None, :2]
+            batch_squares = {"mean": square_mean, (2, 0): (square_deviations**2).sum(axis=0)}
+            batch_squares |= {(1, 1): (dx * dy).sum(axis=0), (1, 2): (dx * dy**2).sum(axis=0)}
+            da, db = deviations[:, 0], deviations[:, 1]
+            batch_squares |= {("ab", p, q): (da**p * db**q).sum(axis=0) for p, q in AB_ORDERS}
+        self._merge(n, mean, sums, pairs, batch_squares)
 
     def merge(self, other: IterativeSobol) -> IterativeSobol:
         """Add the groups seen by ``other`` exactly (Pebay's pairwise formulas); returns self."""
@@ -138,19 +156,39 @@ class IterativeSobol:
                     f"cannot merge: {name} differs ({getattr(other, name)!r} in other, {getattr(self, name)!r} here)"
                 )
         if other.n_groups:
-            self._merge(other.n_groups, other._mean, other._rows, other._pairs)
+            self._merge(other.n_groups, other._mean, other._rows, other._pairs, other._squares)
         return self
 
-    def _merge(self, n_b: int, mean_b, rows_b: dict, pairs_b: dict) -> None:
+    def _merge(self, n_b: int, mean_b, rows_b: dict, pairs_b: dict, squares_b: dict) -> None:
         n_a = self.n_groups
         delta = mean_b - self._mean
         rows_a = {(p, 0): sums for p, sums in self._rows.items()}
         rows = _central_merge(rows_a, rows_a, n_a, {(p, 0): v for p, v in rows_b.items()}, n_b, delta, 0.0)
         pairs_a, pairs_b = self._pair_sums(self._rows, self._pairs), self._pair_sums(rows_b, pairs_b)
         self._pairs = _central_merge(self._pairs, pairs_a, n_a, pairs_b, n_b, delta[:2, None], delta[None, 2:])
+        if self._squares:
+            self._squares = self._merged_squares(n_a, rows_b, n_b, squares_b, delta[:2])
         self._rows = {p: rows[p, 0] for p in self._rows}
         self._mean = self._mean + delta * (n_b / (n_a + n_b))
         self.n_groups = n_a + n_b
+
+    def _merged_squares(self, n_a: int, rows_b: dict, n_b: int, squares_b: dict, delta_ab) -> dict:
+        """Jansen's squared differences merged: their means and M2, and their co-moments with Y_A and Y_B."""
+        shift = squares_b["mean"] - self._squares["mean"]
+        own = ((2, 0),)
+        a = {(2, 0): self._squares[2, 0]}
+        b = {(2, 0): squares_b.get((2, 0))}
+        merged = _central_merge(own, a, n_a, b, n_b, shift, 0.0)
+        a = {pq: self._squares[pq] for pq in ((1, 1), (1, 2))} | {(0, 2): self._rows[2][None, None, :2]}
+        b = {pq: squares_b.get(pq) for pq in ((1, 1), (1, 2))} | {(0, 2): rows_b.get(2, np.zeros(1))[None, None, :2]}
+        merged |= _central_merge(((1, 1), (1, 2)), a, n_a, b, n_b, shift[:, :, None], delta_ab[None, None])
+        a = {pq: self._squares["ab", *pq] for pq in AB_ORDERS} | {(2, 0): self._rows[2][0], (0, 2): self._rows[2][1]}
+        b = {pq: squares_b.get(("ab", *pq)) for pq in AB_ORDERS}
+        b |= {(2, 0): rows_b.get(2, np.zeros((2,)))[0], (0, 2): rows_b.get(2, np.zeros((2,)))[1]}
+        pairs = _central_merge(AB_ORDERS, a, n_a, b, n_b, delta_ab[0], delta_ab[1])
+        merged |= {("ab", *pq): sums for pq, sums in pairs.items()}
+        merged["mean"] = self._squares["mean"] + shift * (n_b / (n_a + n_b))
+        return merged
 
     @staticmethod
     def _pair_sums(rows: dict, pairs: dict) -> dict:
@@ -200,9 +238,9 @@ class IterativeSobol:
         return first, total
 
     def confidence_interval(self, level: float = 0.95) -> Intervals:
-        """Confidence intervals of :attr:`first_order` and :attr:`total_order` (Martinez only).
+        """Confidence intervals of :attr:`first_order` and :attr:`total_order`, from the delta method.
 
-        The correlation ``r`` is transformed by Fisher's ``atanh``, whose variance is taken from the
+        Martinez: the correlation ``r`` is transformed by Fisher's ``atanh``, whose variance is taken from the
         asymptotic variance of a sample correlation for any distribution with finite fourth moments
         (the delta method on the centred co-moments up to order 4, kept in one pass):
         ``tau^2 = E[(u v - r (u^2 + v^2) / 2)^2]`` with ``u``, ``v`` the standardised outputs, so that
@@ -211,15 +249,18 @@ class IterativeSobol:
         wider or narrower intervals. The bounds are ``tanh(atanh(r) +- z sqrt(Var))`` with ``z`` the normal
         quantile of ``(1 + level) / 2``; for ``ST = 1 - r`` they swap. With fewer than 4 groups the
         interval is the whole range of a correlation. Constant cells get the interval (0, 0).
+
+        Jansen: ``ST_k = N / V`` with ``N = mean (Y_A - Y_Ek)^2 / 2`` and ``V`` the pooled variance; its
+        asymptotic variance is ``Var(D - ST Q) / (4 V^2 n)`` with ``D = (Y_A - Y_Ek)^2`` and
+        ``Q = (Y_A - mean)^2 + (Y_B - mean)^2``, the sample variance of ``D - ST Q`` over groups, likewise for
+        ``1 - S_k`` with ``Y_B``; the bounds are the index ``+- z`` standard errors. With fewer than 4 groups
+        the interval is unbounded; constant cells get (0, 0).
         """
-        if self.estimator != "martinez":
-            raise NotImplementedError(
-                f"confidence intervals are implemented for the 'martinez' estimator only (a correlation's "
-                f"variance), not for {self.estimator!r}; use estimator='martinez' or bootstrap the groups"
-            )
         if not isinstance(level, (float, int)) or not 0 < level < 1:
             raise ValueError(f"level must be a probability strictly between 0 and 1, got {level!r}")
         z = NormalDist().inv_cdf((1 + level) / 2)
+        if self.estimator == "jansen":
+            return Intervals(self._jansen_interval(1, z), self._jansen_interval(0, z))
         s_low, s_high = self._correlation_interval(1, z, constant=0.0)
         r_low, r_high = self._correlation_interval(0, z, constant=1.0)
         return Intervals((s_low, s_high), (1.0 - r_high, 1.0 - r_low))
@@ -228,6 +269,22 @@ class IterativeSobol:
         """The largest confidence-interval width over cells, parameters and both indices (a stop rule)."""
         (s_low, s_high), (t_low, t_high) = self.confidence_interval(level)
         return float(max(np.max(s_high - s_low, initial=0.0), np.max(t_high - t_low, initial=0.0)))
+
+    def _jansen_interval(self, row: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of Jansen's total (``row`` 0) or first-order (``row`` 1) indices, per k."""
+        index = self.total_order if row == 0 else self.first_order
+        n, variance = self.n_groups, self._pooled_variance()
+        if n < 4:
+            return np.full(index.shape, -np.inf), np.full(index.shape, np.inf)
+        ratio = index if row == 0 else 1.0 - index  # mean (Y_row - Y_Ek)^2 / (2 V)
+        squares, m2, m4 = self._squares, self._rows[2][:2] / n, self._rows[4][:2] / n
+        var_d = squares[2, 0][row] / n
+        cov_dq = (squares[1, 2][row, :, 0] + squares[1, 2][row, :, 1]) / n
+        cov_ab = squares["ab", 2, 2] / n - m2[0] * m2[1]  # zero in expectation: Y_A and Y_B are independent
+        var_q = (m4[0] - m2[0] ** 2) + (m4[1] - m2[1] ** 2) + 2 * cov_ab
+        tau2 = np.maximum(var_d - 2 * ratio * cov_dq + ratio**2 * var_q, 0.0)
+        half = z * _ratio(np.sqrt(tau2 / n), 2 * variance, default=0.0)
+        return index - half, index + half
 
     def _correlation_interval(self, row: int, z: float, *, constant: float) -> tuple[np.ndarray, np.ndarray]:
         """Bounds of ``corr(Y_row, Y_Ek)`` per k; ``constant`` where a variance is zero."""
@@ -299,6 +356,7 @@ class IterativeSobol:
         }
         state.update({f"m{p}": sums.copy() for p, sums in self._rows.items()})
         state.update({f"c{p}{q}": sums.copy() for (p, q), sums in self._pairs.items()})
+        state.update({f"squares_{_key(key)}": sums.copy() for key, sums in self._squares.items()})
         return state
 
     def load_state_dict(self, state: dict) -> IterativeSobol:
@@ -310,6 +368,7 @@ class IterativeSobol:
                 raise ValueError(f"state has {name}={value!r}, this accumulator has {name}={getattr(self, name)!r}")
         arrays = {"mean": self._mean} | {f"m{p}": v for p, v in self._rows.items()}
         arrays |= {f"c{p}{q}": v for (p, q), v in self._pairs.items()}
+        arrays |= {f"squares_{_key(key)}": v for key, v in self._squares.items()}
         missing = sorted(set(arrays) - set(state))
         if missing:
             raise ValueError(f"state lacks the accumulators {missing} (saved by another version of IterativeSobol?)")
@@ -318,6 +377,7 @@ class IterativeSobol:
         self._mean = loaded["mean"]
         self._rows = {p: loaded[f"m{p}"] for p in self._rows}
         self._pairs = {(p, q): loaded[f"c{p}{q}"] for p, q in self._pairs}
+        self._squares = {key: loaded[f"squares_{_key(key)}"] for key in self._squares}
         return self
 
     @classmethod
@@ -326,9 +386,9 @@ class IterativeSobol:
         return cls(int(state["n_params"]), tuple(state["shape"]), str(state["estimator"])).load_state_dict(state)
 
     def to_dataset(self, names: Sequence[str] | None = None, dims: Sequence[str] | None = None, *, level=0.95):
-        """The indices as an ``xarray.Dataset``: ``S1`` and ``ST`` with dims ``("parameter", *dims)``, and for
-        Martinez ``S1_low``, ``S1_high``, ``ST_low``, ``ST_high`` at ``level``; attrs ``n_groups``,
-        ``estimator`` (and ``confidence_level``).
+        """The indices as an ``xarray.Dataset``: ``S1`` and ``ST`` with dims ``("parameter", *dims)``, and
+        ``S1_low``, ``S1_high``, ``ST_low``, ``ST_high`` at ``level``; attrs ``n_groups``, ``estimator`` and
+        ``confidence_level``.
 
         ``names`` label the parameters (default ``x1 ... xd``); ``dims`` name the output axes (default
         ``dim_0 ...``).
@@ -344,10 +404,9 @@ class IterativeSobol:
         axes = ("parameter", *dims)
         data = {"S1": (axes, self.first_order), "ST": (axes, self.total_order)}
         attrs = {"n_groups": self.n_groups, "estimator": self.estimator}
-        if self.estimator == "martinez":
-            (s_low, s_high), (t_low, t_high) = self.confidence_interval(level)
-            data.update(S1_low=(axes, s_low), S1_high=(axes, s_high), ST_low=(axes, t_low), ST_high=(axes, t_high))
-            attrs["confidence_level"] = float(level)
+        (s_low, s_high), (t_low, t_high) = self.confidence_interval(level)
+        data.update(S1_low=(axes, s_low), S1_high=(axes, s_high), ST_low=(axes, t_low), ST_high=(axes, t_high))
+        attrs["confidence_level"] = float(level)
         return xr.Dataset(data, coords={"parameter": names}, attrs=attrs)
 
     def __repr__(self) -> str:
@@ -357,9 +416,11 @@ class IterativeSobol:
         )
 
 
-def _pair_orders(order: int) -> list[tuple[int, int]]:
-    """The co-moment orders ``(p, q)``, both at least 1, of total at most ``order``."""
-    return [(p, q) for p in range(1, order) for q in range(1, order - p + 1)]
+def _key(key) -> str:
+    """A state_dict name for a sum: ``mean``, ``c12`` for order (1, 2), ``ab22`` for (Y_A, Y_B) order (2, 2)."""
+    if isinstance(key, str):
+        return key
+    return f"ab{key[1]}{key[2]}" if key[0] == "ab" else f"c{key[0]}{key[1]}"
 
 
 def _ratio(numerator, denominator, *, default: float, clip: bool = False) -> np.ndarray:
