@@ -139,11 +139,15 @@ class IterativeSobol:
         batch_squares = {}
         if squares is not None:
             square_mean, square_deviations = _batch_centre(squares)
-            dx, dy = square_deviations[:, :, :, None], deviations[:, None, None, :2]
-            batch_squares = {"mean": square_mean, (2, 0): (square_deviations**2).sum(axis=0)}
-            batch_squares |= {(1, 1): (dx * dy).sum(axis=0), (1, 2): (dx * dy**2).sum(axis=0)}
-            da, db = deviations[:, 0], deviations[:, 1]
-            batch_squares |= {("ab", p, q): (da**p * db**q).sum(axis=0) for p, q in AB_ORDERS}
+            dx = square_deviations.reshape(n, 2 * (rows - 2), cells)
+            shaped = (2, rows - 2, 2, *self.shape)
+            batch_squares = {"mean": square_mean, (2, 0): np.einsum("nrc,nrc->rc", dx, dx).reshape(squares.shape[1:])}
+            for q in (1, 2):
+                batch_squares[1, q] = np.einsum("nrc,nxc->rxc", dx, powers[q][:, :2]).reshape(shaped)
+            da, db = powers, powers  # (Y_A, Y_B) co-moments from the same powers
+            batch_squares |= {
+                ("ab", p, q): np.einsum("nc,nc->c", da[p][:, 0], db[q][:, 1]).reshape(self.shape) for p, q in AB_ORDERS
+            }
         self._merge(n, mean, sums, pairs, batch_squares)
 
     def merge(self, other: IterativeSobol) -> IterativeSobol:
