@@ -43,6 +43,12 @@ _NUMBER = r"(-?[0-9.eE+-]+)"
 TARGET = re.compile(rf"^\s*(?:(<=|>=|<|>|within)\s*{_NUMBER}|between\s+{_NUMBER}\s+and\s+{_NUMBER})\s*$")
 
 
+def _valid_target(text: str) -> bool:
+    """A comparison and a number, or ``between <low> and <high>`` with low <= high."""
+    match = TARGET.match(text)
+    return bool(match) and (match[1] is not None or float(match[3]) <= float(match[4]))
+
+
 class FigureError(Exception):
     """A registry entry, a parameter or a build is wrong; the message names the figure."""
 
@@ -142,7 +148,7 @@ def _report_entries(registry: Path, fig_id, report) -> dict[str, dict]:
             isinstance(spec, dict)
             and set(spec) <= {"what", "target", "format"}
             and isinstance(spec.get("what", ""), str)
-            and all(TARGET.match(str(t)) for t in _targets(spec.get("target")).values())
+            and all(_valid_target(str(t)) for t in _targets(spec.get("target")).values())
         )
         if not valid:
             raise FigureError(

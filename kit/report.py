@@ -208,6 +208,8 @@ def _verdict(targets: dict[str, str], row: dict) -> str:
     values = [row["min"], row["max"]] if "min" in row else [row["value"]]
     if any(v is None for v in values):
         return f"{target} n/a"
+    if len(bounds) == 2 and len(values) == 2 and values[0] < bounds[0] and values[1] > bounds[1]:
+        return f"{target} partly met"  # a range over the whole band: some of its values are in it
     met = [compare(v, *bounds) for v in values]
     return f"{target} " + ("met" if all(met) else "missed" if not any(met) else "partly met")
 

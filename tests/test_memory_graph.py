@@ -201,3 +201,49 @@ def test_a_transformer_with_a_mask_is_cut_between_layers_and_trains_like_eager()
     for (name, a), b in zip(eager.named_parameters(), planned.parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
     assert all(getattr(stage, "context_mask", None) is None for stage in chain)  # unbound after the step
+
+
+class Positional(nn.Module):
+    """Reads a buffer of its own in forward: a trace holds that tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = nn.Linear(4, 4), nn.Linear(4, 2)
+        self.register_buffer("offset", torch.ones(4))
+
+    def forward(self, x, **options):
+        return self.second(torch.nn.functional.relu(self.first(x + self.offset), True))
+
+
+def run_chain(chain, x):
+    for stage in chain:
+        x = stage(x)
+    return x
+
+
+def test_a_trace_follows_the_model_to_another_dtype_and_mode():
+    torch.manual_seed(5)
+    model, x = Positional(), torch.randn(3, 4)
+    chain = stages(model)
+    assert [s.label for s in chain] == ["add", "first", "second"]  # relu(..., True) stays with "first"
+    model.double()  # replaces the buffer: the stages are traced again with the new one
+    doubled = stages(model)
+    assert doubled is not chain
+    torch.testing.assert_close(run_chain(doubled, x.double()), model(x.double()))
+
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return nn.functional.dropout(self.linear(x), 0.5, self.training)
+
+    noisy = Noisy().eval()
+    frozen = stages(noisy)
+    noisy.train()  # the trace froze self.training: a new one drops out again
+    torch.manual_seed(0)
+    expected = noisy(x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(run_chain(stages(noisy), x), expected)
+    assert not torch.equal(run_chain(frozen, x), expected)

@@ -48,7 +48,9 @@ def test_a_training_loop_on_planned_gives_the_eager_parameters(build):
 def test_autocast_and_a_grad_scaler_work_unchanged():
     model = dropout_bn_chain()
     batches = [(torch.randn(32, 16), torch.randint(0, 8, (32,))) for _ in range(2)]
-    eager, planned = copy.deepcopy(model), Planned(copy.deepcopy(model), tight_budget(model, batches[0][0]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the budget of the step as it will run
+        budget = tight_budget(model, batches[0][0])
+    eager, planned = copy.deepcopy(model), Planned(copy.deepcopy(model), budget)
     assert train(planned, batches, autocast=True) == pytest.approx(train(eager, batches, autocast=True), rel=1e-3)
     for a, b in zip(eager.parameters(), planned.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4)
@@ -109,15 +111,13 @@ def batches_of(rank, steps=3):
     return [(torch.randn(8, 16, generator=generator), torch.randn(8, 4, generator=generator)) for _ in range(steps)]
 
 
-def ddp_rank(rank, port, out):
-    """One rank of a 2-process gloo group training DistributedDataParallel(Planned(model))."""
-    import os
-
+def ddp_rank(rank, store, out):
+    """One rank of a 2-process gloo group (rendezvous through the file ``store``, no port to race for)
+    training DistributedDataParallel(Planned(model))."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         model = DistributedDataParallel(Planned(small_model(), None, strategy="recompute_all", repeats=1))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -132,14 +132,9 @@ def ddp_rank(rank, port, out):
 
 
 def test_distributed_data_parallel_over_planned_equals_one_process_on_both_batches(tmp_path):
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    mp.spawn(ddp_rank, args=(port, tmp_path / "rank0.pt"), nprocs=2)
+    mp.spawn(ddp_rank, args=(tmp_path / "store", tmp_path / "rank0.pt"), nprocs=2)
     reference = small_model()
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
     for step in zip(batches_of(0), batches_of(1), strict=True):

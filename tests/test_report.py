@@ -90,7 +90,11 @@ def test_between_targets_include_both_bounds():
     verdicts = [report._verdict(target, {"where": "k=0", "value": v}) for v in (0.93, 0.97, 0.929, 0.971)]
     assert verdicts == ["between 0.93 and 0.97 " + v for v in ("met", "met", "missed", "missed")]
     assert report._verdict(target, {"where": "all", "min": 0.92, "max": 0.95}) == "between 0.93 and 0.97 partly met"
+    assert report._verdict(target, {"where": "all", "min": 0.92, "max": 0.98}) == "between 0.93 and 0.97 partly met"
+    assert report._verdict(target, {"where": "all", "min": 0.98, "max": 0.99}) == "between 0.93 and 0.97 missed"
     figure({"ratio": {"target": {"k=0": "between 0.93 and 0.97"}}})  # accepted by the registry
+    with pytest.raises(figures.FigureError, match=r"figure 'fig': report entry 'ratio' must be"):
+        figure({"ratio": {"target": "between 0.97 and 0.93"}})
 
 
 PARAMETERS = 'scale = 1.0  # factor\nfigure_id = ""  # id\noutput_dir = ""  # folder'

@@ -5,25 +5,25 @@ user modules are traced through). Walking the graph in order, a cut after a node
 value is the only activation any later node still needs: the inside of a residual block (its shortcut keeps
 the block's input alive), of a U-Net's long skips and of any branch stays in one stage, and a chain of
 stages computes exactly the model's function. A cut is refused before an in-place operation on the value
-cut (``nn.ReLU(inplace=True)``, ``out += x``, ``relu_``): the stage would modify its own input, a leaf of
-the planner's graph. Parameters and buffers are shared with the model, so training the stages trains it.
+cut (``nn.ReLU(inplace=True)``, ``F.relu(x, True)``, ``x.relu_()``): the stage would modify its own input,
+a leaf of the planner's graph (``out += x`` is traced as an addition into a new tensor). Parameters and
+buffers are shared with the model, so training the stages trains it. Inputs beyond the first are context,
+bound for a step by :func:`bound`.
 
-What cannot be traced (control flow on tensor values, several tensor inputs without defaults, tuple or dict
-outputs) is refused with an error naming the model and why.
+What cannot be traced (control flow on tensor values, inputs beyond the first that are neither context
+nor defaulted, tuple or dict outputs) is refused with an error naming the model and why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import operator
 import weakref
 
 from torch import fx, nn
 
 __all__ = ["GraphStage", "bound", "module_name", "traced_stages"]
 
-_INPLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.imatmul}
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -58,9 +58,12 @@ def traced_stages(model: nn.Module, context: tuple[str, ...] = ()) -> list[nn.Mo
     ['inner', 'relu', 'head']
     """
     context = tuple(context)
+    # A trace freezes the mode (dropout, ``if self.training``) and holds the buffers it reads: traced again
+    # when either changes (``model.to`` replaces buffers).
+    key, signature = (context, model.training), tuple(id(b) for b in model.buffers())
     cached = _CACHE.setdefault(model, {})
-    if context in cached:
-        return cached[context]
+    if key in cached and cached[key][0] == signature:
+        return cached[key][1]
     graph = _trace(model, context)
     placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
     nodes = [n for n in graph.graph.nodes if n.op not in ("get_attr", "output") and n not in placeholders[1:]]
@@ -72,7 +75,8 @@ def traced_stages(model: nn.Module, context: tuple[str, ...] = ()) -> list[nn.Mo
         )
     names = dict(zip(placeholders[1:], context, strict=True))
     stages = [_stage(graph, segment, names) for segment in _segments(nodes, output)]
-    cached[context] = stages
+    if not any(n.op == "call_module" and n.target == "model" for n in nodes):  # else a stage holds the model
+        cached[key] = (signature, stages)
     return stages
 
 
@@ -95,8 +99,14 @@ def _trace(model: nn.Module, context: tuple[str, ...]) -> fx.GraphModule:
     """Trace ``model`` called as ``model(x, name=name, ...)`` for the names in ``context``: its other inputs
     keep their defaults, and a forward without defaults for them is an error naming them."""
     parameters = list(inspect.signature(model.forward).parameters.values())
-    unknown = sorted(set(context) - {p.name for p in parameters[1:]})
-    missing = [p.name for p in parameters[1:] if p.default is inspect.Parameter.empty and p.name not in context]
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
+    unknown = [] if takes_any else sorted(set(context) - {p.name for p in parameters[1:]})
+    missing = [
+        p.name
+        for p in parameters[1:]
+        if p.default is inspect.Parameter.empty and p.kind not in variadic and p.name not in context
+    ]
     if not parameters or unknown or missing:
         raise TypeError(
             f"{type(model).__name__}.forward takes {[p.name for p in parameters]}: kit.memory passes the first "
@@ -135,20 +145,31 @@ def _segments(nodes: list[fx.Node], output: fx.Node) -> list[list[fx.Node]]:
 
 
 def _modified_by_a_user(node: fx.Node) -> bool:
-    """Whether a user of ``node`` modifies it in place (its first argument)."""
+    """Whether a user of ``node`` modifies it in place (its first argument): a module with ``inplace=True``,
+    a function called with ``inplace=True`` (by keyword or position) or a method or function named ``*_``."""
     for user in node.users:
         if not user.args or user.args[0] is not node:
             continue
         if user.op == "call_module" and getattr(user.graph.owning_module.get_submodule(user.target), "inplace", False):
             return True
-        if user.op == "call_function" and (user.target in _INPLACE_FUNCTIONS or user.kwargs.get("inplace")):
-            return True
         if user.op == "call_method" and user.target.endswith("_") and not user.target.startswith("_"):
             return True
-        name = getattr(user.target, "__name__", "")
-        if user.op == "call_function" and name.endswith("_") and not name.startswith("_"):
-            return True
+        if user.op == "call_function":
+            name = getattr(user.target, "__name__", "")
+            if (name.endswith("_") and not name.startswith("_")) or _inplace_argument(user):
+                return True
     return False
+
+
+def _inplace_argument(call: fx.Node) -> bool:
+    """Whether a function call passes ``inplace=True``, by keyword or by position."""
+    if call.kwargs.get("inplace"):
+        return True
+    try:
+        bound_args = inspect.signature(call.target).bind(*call.args, **call.kwargs)
+    except (TypeError, ValueError):  # builtins without a signature, or arguments it would refuse
+        return False
+    return bool(bound_args.arguments.get("inplace", False))
 
 
 def _stage(graph: fx.GraphModule, segment: list[fx.Node], context: dict[fx.Node, str]) -> GraphStage:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from kit.memory.chain import stages
+from kit.memory.chain import _plain_sequential, stages
 from kit.memory.graph import bound, module_name
 from kit.memory.measure_memory import AllocatorTrace
 from kit.memory.measure_memory import now as _now
@@ -73,18 +73,20 @@ def profile(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     device = check_device(device)
-    context = {name: value.to(device) for name, value in (context or {}).items()}
-    chain = stages(model, context)
-    with _untouched(model), bound(chain, context):
+    context = _context_on(context, device)
+    with _untouched(model, device):
         model.to(device)
+        chain = stages(model, context)  # after the move: a traced stage holds the buffers it reads
         activation = sample_input.to(device)
-        check_chain(model, chain, activation, context)
         rows = []
-        for index, stage in enumerate(chain):
-            profiled = _WithLoss(stage, loss) if index == len(chain) - 1 and loss is not None else stage
-            rows.append(_profile_stage(profiled, activation, device, repeats, needs_input_grad=index > 0))
-            with torch.no_grad():
-                activation = stage(activation)
+        with bound(chain, context):
+            if not _plain_sequential(model):  # a plain Sequential's children are its function by definition
+                check_chain(model, chain, activation, context)
+            for index, stage in enumerate(chain):
+                profiled = _WithLoss(stage, loss) if index == len(chain) - 1 and loss is not None else stage
+                rows.append(_profile_stage(profiled, activation, device, repeats, needs_input_grad=index > 0))
+                with torch.no_grad():
+                    activation = stage(activation)
     _count_shared_gradients_once(chain, rows)
     data = xr.Dataset(
         {key: ("stage", [row[key] for row in rows]) for key in rows[0]},
@@ -126,6 +128,16 @@ class _WithLoss(torch.nn.Module):
         return self.loss(self.stage(inputs))
 
 
+def _context_on(context: dict | None, device: torch.device) -> dict:
+    """The context inputs on ``device``; anything but a tensor is an error naming it."""
+    moved = {}
+    for name, value in (context or {}).items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"context input {name!r} must be a tensor, got {type(value).__name__}")
+        moved[name] = value.to(device)
+    return moved
+
+
 def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor, context: dict) -> None:
     """Refuse a chain whose stages, run one after the other, do not compute ``model(sample_input, **context)``.
 
@@ -165,24 +177,29 @@ def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor,
 
 
 @contextlib.contextmanager
-def _untouched(model: torch.nn.Module):
-    """Put back what profiling changes: buffers (BatchNorm statistics), ``.grad``, the random state, the mode
-    and the device of the parameters."""
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+def _untouched(model: torch.nn.Module, device: torch.device):
+    """Put back what profiling on ``device`` changes: buffers (BatchNorm statistics; the same tensors, on their
+    device), ``.grad``, the random state of the CPU and of every CUDA device involved, the mode and the
+    device of the parameters."""
+    owners = [(module, name, buffer) for module in model.modules() for name, buffer in module._buffers.items()]
+    values = [buffer.detach().clone() for _, _, buffer in owners if buffer is not None]
     grads = [(p, p.grad) for p in model.parameters()]
-    places = [(t, t.device) for t in [*model.parameters(), *model.buffers()]]
+    places = [(p, p.device) for p in model.parameters()]
     training = model.training
-    cuda = [d for d in {t.device for t, _ in places} if d.type == "cuda"]
-    with torch.random.fork_rng(devices=cuda):
+    cuda = {t.device for t in [*model.parameters(), *model.buffers()] if t.device.type == "cuda"}
+    cuda |= {device} if device.type == "cuda" else set()
+    with torch.random.fork_rng(devices=sorted(cuda, key=str)):
         try:
             yield
         finally:
-            for tensor, device in places:
-                if tensor.device != device:
-                    tensor.data = tensor.data.to(device)
+            for parameter, place in places:
+                if parameter.device != place:
+                    parameter.data = parameter.data.to(place)
+            kept = [(module, name, buffer) for module, name, buffer in owners if buffer is not None]
             with torch.no_grad():
-                for buffer, value in buffers:
+                for (module, name, buffer), value in zip(kept, values, strict=True):
                     buffer.copy_(value)
+                    module._buffers[name] = buffer  # the model's own tensor again, where it was
             for parameter, grad in grads:
                 parameter.grad = grad
             model.train(training)

@@ -1,11 +1,11 @@
 """The models people train, planned as they are written, against torch's own answer at the same peak.
 
-Four models in the layouts their libraries use (torchvision cannot be imported beside the CPU build of
-torch here, so its ResNets are rebuilt module for module: in-place ReLUs, ``out += identity``, the same
-stages and widths): ResNet-18 and ResNet-50, a transformer encoder with a padding mask (a context input),
-and a U-Net with long skips. For each, :func:`versus_torch` profiles it, runs the optimal plan at budgets
-between its least peak and store-all's, and compares with ``torch.utils.checkpoint`` applied to every
-stage but the last (per block, as users write it): the plan at torch's measured peak against torch's time.
+Four models in the layouts their libraries use (torchvision is not a dependency of the kit: its ResNets are
+rebuilt module for module, with in-place ReLUs, ``out += identity``, the same stages and widths): ResNet-18
+and ResNet-50, a transformer encoder with a padding mask (a context input), and a U-Net with long skips.
+For each, :func:`versus_torch` profiles it, runs the optimal plan at budgets between its least peak and
+store-all's, and compares with ``torch.utils.checkpoint`` applied to every stage but the last (per block,
+as users write it): the plan at torch's measured peak against torch's time.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ __all__ = ["MODELS", "real_model", "versus_torch"]
 
 
 class BasicBlock(nn.Module):
+    """torchvision's ResNet-18/34 block: two 3x3 convolutions and a shortcut (downsampled when needed)."""
+
     expansion = 1
 
     def __init__(self, inputs: int, width: int, stride: int = 1):
@@ -51,6 +53,8 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
+    """torchvision's ResNet-50 block: 1x1, 3x3 and 1x1 convolutions (4x wider out) and a shortcut."""
+
     expansion = 4
 
     def __init__(self, inputs: int, width: int, stride: int = 1):
@@ -196,7 +200,7 @@ def versus_torch(
     rows = []
     for name in tqdm(list(names), desc="models", disable=not progress):
         model, inputs, context = real_model(name, batch=batch, seed=seed)
-        costs = Costs.from_profile(profile(copy.deepcopy(model), inputs, repeats=repeats, context=context))
+        costs = Costs.from_profile(profile(model, inputs, repeats=repeats, context=context))  # leaves it as it was
         runner = copy.deepcopy(model)
         row: dict = {
             key: [] for key in ("budget", "measured_peak", "predicted_peak", "measured_time", "predicted_time")

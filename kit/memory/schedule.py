@@ -88,7 +88,8 @@ class Costs:
         input_bytes = int(profile.attrs.get("input_bytes", 0))
         fn_tmp = np.asarray(profile["fn_tmp"].values) if "fn_tmp" in profile else None
         buffers = np.asarray(profile["buffer_bytes"].values) if "buffer_bytes" in profile else None
-        # loss_bytes: the loss of kit.memory.execute.mean_square, one float32 scalar.
+        # loss_bytes: the loss value a step returns, one float32 scalar held to its end (the profile's last
+        # output, with the loss profiled, is that scalar too: its gradient is the last stage's delta).
         return cls(
             **get, grad=grad, loss_bytes=4, input_bytes=input_bytes, offloadable=offloadable, fn_tmp=fn_tmp,
             buffers=buffers,

@@ -37,7 +37,7 @@ def interval_coverage(data: xr.Dataset) -> Figure:
     axes = fig.subplots(1, 2, sharey=True)
     level = float(data.attrs.get("confidence_level", 0.95))
     labels = {
-        "kit": "kit, Martinez (delta method)",
+        "martinez": "kit, Martinez (delta method)",
         "jansen": "kit, Jansen (delta method)",
         "fisher": "Fisher z, normal theory",
         "salib": "SALib bootstrap",

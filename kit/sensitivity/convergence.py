@@ -32,7 +32,9 @@ def convergence(
         done = n
         rows.append(sobol.to_dataset(names=list(model.space.names), level=level))
     data = xr.concat(rows, dim=xr.DataArray(sizes, dims="groups", name="groups"))
-    salib = np.stack([salib_indices(outputs[:n], level, resamples, seed) for n in sizes])  # groups, 3, index, param
+    salib = np.stack(  # groups, value|low|high, index, parameter
+        [salib_indices(outputs[:n], level=level, resamples=resamples, seed=seed) for n in sizes]
+    )
     for i, index in enumerate(("S1", "ST")):
         for j, suffix in enumerate(("", "_low", "_high")):
             data[f"{index}_salib{suffix}"] = (("groups", "parameter"), salib[:, j, i])
@@ -51,7 +53,7 @@ def convergence(
     return data
 
 
-def salib_indices(outputs: np.ndarray, level: float, resamples: int, seed: int) -> np.ndarray:
+def salib_indices(outputs: np.ndarray, *, level: float, resamples: int, seed: int) -> np.ndarray:
     """SALib's indices and bootstrap bounds (index +- its ``conf``) from pick-freeze groups ``(n, d + 2)``,
     as ``(value|low|high, S1|ST, parameter)``."""
     from SALib.analyze import sobol as salib_sobol

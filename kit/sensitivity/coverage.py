@@ -3,11 +3,12 @@
 Each replicate is a study of ``n`` pick-freeze groups drawn at random (independent groups, what the
 intervals assume), on an analytic function with exact indices (``kit.simulators.Ishigami``, ``SobolG``).
 The replicates are the cells of one :class:`~kit.sensitivity.IterativeSobol`, so hundreds cost one
-vectorised pass. Three intervals are compared on the same outputs:
+vectorised pass. Four intervals are compared on the same outputs:
 
-- ``kit``: :meth:`IterativeSobol.confidence_interval` (Martinez, delta-method variance of the correlation);
-- ``jansen``: the same for the kit's Jansen estimators (delta-method variance of a ratio of means);
-- ``fisher``: Fisher's normal-theory ``tanh(atanh(r) +- z / sqrt(n - 3))`` on the same correlations, what
+- ``martinez``: :meth:`IterativeSobol.confidence_interval` of the Martinez estimators (delta-method variance
+  of a correlation);
+- ``jansen``: the same for the Jansen estimators (delta-method variance of a ratio of means);
+- ``fisher``: Fisher's normal-theory ``tanh(atanh(r) +- z / sqrt(n - 3))`` on the Martinez correlations, what
   the kit used before (right only for normal outputs);
 - ``salib``: ``SALib.analyze.sobol.analyze`` on each replicate's outputs (its own estimators: Saltelli
   2010 first order, Jansen total) with its bootstrap intervals ``index +- conf``.
@@ -28,7 +29,7 @@ from kit.sensitivity.sobol import IterativeSobol
 __all__ = ["INTERVALS", "interval_coverage"]
 
 #: Intervals compared by :func:`interval_coverage`.
-INTERVALS = ("kit", "jansen", "fisher", "salib")
+INTERVALS = ("martinez", "jansen", "fisher", "salib")
 
 
 def interval_coverage(
@@ -74,7 +75,7 @@ def interval_coverage(
     Examples
     --------
     >>> from kit.simulators import Ishigami
-    >>> data = interval_coverage(Ishigami(), [256], replicates=200, intervals=["kit"], progress=False)
+    >>> data = interval_coverage(Ishigami(), [256], replicates=200, intervals=["martinez"], progress=False)
     >>> bool(data.coverage.min() > 0.85), dict(data.coverage.sizes)
     (True, {'interval': 1, 'index': 2, 'parameter': 3, 'groups': 1})
     """
@@ -96,11 +97,8 @@ def interval_coverage(
     covered, width = [], []
     for n in sizes:
         outputs = _replicates(model, n, replicates, np.random.SeedSequence([seed, n]))  # (n, d + 2, replicates)
-        sobol = IterativeSobol(model.space.dim, (replicates,))
-        sobol.update(outputs)
-        jansen = IterativeSobol(model.space.dim, (replicates,), estimator="jansen") if "jansen" in intervals else None
-        if jansen is not None:
-            jansen.update(outputs)
+        sobol = _accumulated(outputs, "martinez") if {"martinez", "fisher"} & set(intervals) else None
+        jansen = _accumulated(outputs, "jansen") if "jansen" in intervals else None
         bounds = [_bounds(name, sobol, jansen, outputs, z, level, resamples, seed, progress) for name in intervals]
         low, high = np.stack([b[0] for b in bounds]), np.stack([b[1] for b in bounds])
         hit = (low <= exact[None, :, :, None]) & (exact[None, :, :, None] <= high)
@@ -140,9 +138,16 @@ def _replicates(model, n: int, replicates: int, seed: np.random.SeedSequence) ->
     return model.evaluate(groups.reshape(-1, d)).reshape(n, replicates, d + 2).transpose(0, 2, 1)
 
 
+def _accumulated(outputs: np.ndarray, estimator: str) -> IterativeSobol:
+    """The replicates ``(n, d + 2, replicates)`` as the cells of one accumulator."""
+    sobol = IterativeSobol(outputs.shape[1] - 2, (outputs.shape[2],), estimator=estimator)
+    sobol.update(outputs)
+    return sobol
+
+
 def _bounds(name: str, sobol: IterativeSobol, jansen, outputs, z, level, resamples, seed, progress):
     """One interval's ``(low, high)``, each ``(index, parameter, replicate)``."""
-    if name == "kit":
+    if name == "martinez":
         return _stacked(sobol.confidence_interval(level))
     if name == "jansen":
         return _stacked(jansen.confidence_interval(level))
@@ -171,7 +176,7 @@ def _salib(outputs: np.ndarray, level: float, resamples: int, seed: int, progres
 
     n, _, replicates = outputs.shape
     bounds = [
-        salib_indices(outputs[..., r], level, resamples, seed + r)[1:]
+        salib_indices(outputs[..., r], level=level, resamples=resamples, seed=seed + r)[1:]
         for r in tqdm(range(replicates), desc=f"SALib bootstrap, n={n}", disable=not progress, leave=False)
     ]
     return np.stack([b[0] for b in bounds], axis=-1), np.stack([b[1] for b in bounds], axis=-1)

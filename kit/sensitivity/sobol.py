@@ -33,9 +33,9 @@ __all__ = ["ESTIMATORS", "Intervals", "IterativeSobol"]
 #: Estimators understood by :class:`IterativeSobol`.
 ESTIMATORS = ("martinez", "jansen")
 
-#: Co-moment orders of the pairs (A or B, E_k) each estimator keeps: to 4 for Martinez's interval variance.
 #: Co-moment orders of (Y_A, Y_B) Jansen keeps: Var((Y_A - mean)^2 + (Y_B - mean)^2) needs (2, 2).
 AB_ORDERS = ((1, 1), (2, 1), (1, 2), (2, 2))
+#: Co-moment orders of the pairs (A or B, E_k) each estimator keeps: to 4 for Martinez's interval variance.
 PAIR_ORDERS = {"martinez": [(p, q) for p in range(1, 4) for q in range(1, 5 - p)], "jansen": [(1, 1)]}
 
 #: A cell counts as constant when its standard deviation is below this fraction of its mean's magnitude.
@@ -144,9 +144,9 @@ class IterativeSobol:
             batch_squares = {"mean": square_mean, (2, 0): np.einsum("nrc,nrc->rc", dx, dx).reshape(squares.shape[1:])}
             for q in (1, 2):
                 batch_squares[1, q] = np.einsum("nrc,nxc->rxc", dx, powers[q][:, :2]).reshape(shaped)
-            da, db = powers, powers  # (Y_A, Y_B) co-moments from the same powers
             batch_squares |= {
-                ("ab", p, q): np.einsum("nc,nc->c", da[p][:, 0], db[q][:, 1]).reshape(self.shape) for p, q in AB_ORDERS
+                ("ab", p, q): np.einsum("nc,nc->c", powers[p][:, 0], powers[q][:, 1]).reshape(self.shape)
+                for p, q in AB_ORDERS
             }
         self._merge(n, mean, sums, pairs, batch_squares)
 
@@ -349,7 +349,8 @@ class IterativeSobol:
     def state_dict(self) -> dict:
         """The accumulators as a dict of plain values and numpy arrays (copies); memory independent of n.
 
-        ``mean`` and ``m<p>`` per row (A, B, E_1 ... E_d), ``c<p><q>`` per pair (A or B, E_k).
+        ``mean`` and ``m<p>`` per row (A, B, E_1 ... E_d), ``c<p><q>`` per pair (A or B, E_k); for Jansen,
+        ``squares_*``: the squared differences' mean, sums and co-moments with Y_A and Y_B (``ab<p><q>``).
         """
         state = {
             "n_params": self.n_params,
