@@ -43,8 +43,8 @@ def traced_stages(model: nn.Module, context: tuple[str, ...] = ()) -> list[nn.Mo
 
     The first input of ``model.forward`` flows from stage to stage; the inputs named in ``context`` (a mask,
     positions: tensors that need no gradient) are read by any stage that uses them, bound for a step by
-    :func:`bound`; the other inputs keep their defaults. Traced once per model and context (cached while
-    the model lives).
+    :func:`bound`; the other inputs keep their defaults. Traced once per model, context and mode, again
+    when its buffers change (cached while the model lives).
 
     Examples
     --------
