@@ -112,11 +112,10 @@ def test_max_batches_stops_the_study_and_accounts_for_what_was_left(client):
     assert "cancelled" in result.simulations.status.values
     accounting = result.accounting
     assert accounting["balanced"] == 1 and accounting["discarded_study_ended"] > 0
-    assert (
-        accounting["trained"]
-        == len(np.unique(result.arrivals.simulation * 1000 + result.arrivals.step))
-        - (accounting["discarded_study_ended"])
-    )
+    arrived = len(np.unique(result.arrivals.simulation * 1000 + result.arrivals.step))
+    # Every step that arrived was trained on or discarded as the study ended; chunks that reach the study after
+    # it closed are discarded too without arriving, more of them the busier the machine.
+    assert accounting["trained"] <= arrived <= accounting["trained"] + accounting["discarded_study_ended"]
 
 
 @pytest.mark.parametrize("fault", ["exception", "nan"])
