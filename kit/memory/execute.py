@@ -250,22 +250,29 @@ def measure(
     parameters = list(model.parameters())
     device = check_device(parameters[0].device if parameters else "cpu")
     inputs = inputs.to(device)
-    run(model, plan, inputs, loss, context)  # warm-up
+    peak, seconds = peak_and_time(model, lambda: run(model, plan, inputs, loss, context), device, repeats)
+    return {
+        "peak": peak,
+        "time": seconds,
+        "predicted_peak": int(plan.predicted_peak),
+        "predicted_time": float(plan.predicted_time),
+    }
+
+
+def peak_and_time(model: torch.nn.Module, step, device: torch.device, repeats: int) -> tuple[int, float]:
+    """Peak bytes of one ``step()`` after a warm-up (beyond what was allocated before it), and the median
+    seconds of ``repeats`` more; ``model``'s parameter gradients are set to None before each."""
+    step()  # warm-up
     model.zero_grad(set_to_none=True)
     with AllocatorTrace(device) as trace:
-        run(model, plan, inputs, loss, context)
+        step()
     times = []
     for _ in range(repeats):
         model.zero_grad(set_to_none=True)
         start = _now(device)
-        run(model, plan, inputs, loss, context)
+        step()
         times.append(_now(device) - start)
-    return {
-        "peak": int(trace.peak),
-        "time": float(np.median(times)),
-        "predicted_peak": int(plan.predicted_peak),
-        "predicted_time": float(plan.predicted_time),
-    }
+    return int(trace.peak), float(np.median(times))
 
 
 def _put_back(stage: torch.nn.Module, saved: list) -> None:

@@ -145,12 +145,9 @@ def check_chain(model: torch.nn.Module, chain: list, sample_input: torch.Tensor,
     restore (:func:`profile` does).
     """
     cuda = [sample_input.device] if sample_input.device.type == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-        state = torch.random.get_rng_state(), [torch.cuda.get_rng_state(d) for d in cuda]
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda):  # each run from the same random state
         expected = model(sample_input, **context)
-        torch.random.set_rng_state(state[0])
-        for d, cuda_state in zip(cuda, state[1], strict=True):
-            torch.cuda.set_rng_state(cuda_state, d)
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
         output = sample_input
         for index, stage in enumerate(chain):
             output = stage(output)
@@ -181,8 +178,8 @@ def _untouched(model: torch.nn.Module, device: torch.device):
     """Put back what profiling on ``device`` changes: buffers (BatchNorm statistics; the same tensors, on their
     device), ``.grad``, the random state of the CPU and of every CUDA device involved, the mode and the
     device of the parameters."""
-    owners = [(module, name, buffer) for module in model.modules() for name, buffer in module._buffers.items()]
-    values = [buffer.detach().clone() for _, _, buffer in owners if buffer is not None]
+    owners = [(m, name, b) for m in model.modules() for name, b in m._buffers.items() if b is not None]
+    values = [buffer.detach().clone() for _, _, buffer in owners]
     grads = [(p, p.grad) for p in model.parameters()]
     places = [(p, p.device) for p in model.parameters()]
     training = model.training
@@ -195,9 +192,8 @@ def _untouched(model: torch.nn.Module, device: torch.device):
             for parameter, place in places:
                 if parameter.device != place:
                     parameter.data = parameter.data.to(place)
-            kept = [(module, name, buffer) for module, name, buffer in owners if buffer is not None]
             with torch.no_grad():
-                for (module, name, buffer), value in zip(kept, values, strict=True):
+                for (module, name, buffer), value in zip(owners, values, strict=True):
                     buffer.copy_(value)
                     module._buffers[name] = buffer  # the model's own tensor again, where it was
             for parameter, grad in grads:

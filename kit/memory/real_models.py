@@ -19,10 +19,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from kit.memory.chain import stages
-from kit.memory.execute import measure
+from kit.memory.execute import measure, peak_and_time
 from kit.memory.graph import bound
-from kit.memory.measure_memory import AllocatorTrace
-from kit.memory.measure_memory import now as _now
 from kit.memory.plan import BudgetError, budgets_between, least_peak, plan
 from kit.memory.profiling import mean_square, profile
 from kit.memory.schedule import Costs
@@ -244,20 +242,10 @@ def _checkpointed(model: nn.Module, inputs: torch.Tensor, context: dict, repeats
     chain = stages(model, context)
 
     def step():
-        model.zero_grad(set_to_none=True)
         with bound(chain, context):
             x = inputs
             for stage in chain[:-1]:
                 x = checkpoint(stage, x, use_reentrant=False)
             mean_square(chain[-1](x)).backward()
 
-    step()  # warm-up
-    model.zero_grad(set_to_none=True)
-    with AllocatorTrace(inputs.device) as trace:
-        step()
-    times = []
-    for _ in range(repeats):
-        start = _now(inputs.device)
-        step()
-        times.append(_now(inputs.device) - start)
-    return int(trace.peak), float(np.median(times))
+    return peak_and_time(model, step, inputs.device, repeats)
