@@ -85,6 +85,10 @@ class Buffer:
     def __len__(self) -> int:
         return self._n
 
+    def reseed(self, seed: SeedLike) -> None:
+        """Draw from ``seed`` from now on (each training rank's buffer gets a stream of its own)."""
+        self._rng = rng(seed)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(capacity={self.capacity}, watermark={self.watermark}, held={len(self)})"
 

@@ -97,7 +97,7 @@ class Control:
         if not sims:
             return
         keys = [self.futures.pop(sim.sim_id).key for sim in sims]
-        lost = self.client.run_on_scheduler(_workers_lost, keys=keys)
+        lost = self.client.run_on_scheduler(workers_lost, keys=keys)
         with self.lock:
             for sim, key in zip(sims, keys, strict=True):
                 if lost[key] or len(sim.current_runs()) > 1:  # dask reran the task elsewhere after its worker died
@@ -148,7 +148,7 @@ class Control:
             log.warning("could not restart worker %s running a hung simulation: %s", address, exc)
 
 
-def _workers_lost(dask_scheduler, keys) -> dict:
+def workers_lost(dask_scheduler, keys) -> dict:
     """How many workers died while running each task of ``keys`` (dask reruns such a task)."""
     tasks = {key: dask_scheduler.tasks.get(key) for key in keys}
     return {key: task.suspicious if task is not None else 0 for key, task in tasks.items()}

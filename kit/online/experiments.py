@@ -164,3 +164,96 @@ def compare_buffers(
     data["final_val_mean"] = ("policy", [float(c.val_mean[-1]) for c in curves])
     data.attrs.update(simulator=repr(simulator), n_simulations=n_simulations, capacity=capacity)
     return data.assign_coords(uses=np.arange(width))
+
+
+def data_parallel(
+    simulator,
+    *,
+    trainers=(1, 2),
+    model: str = "conv",
+    n_simulations: int = 64,
+    batch_size: int = 32,
+    batches: int = 100,
+    n_validation: int = 4,
+    repeats: int = 3,
+    seed: int = 0,
+    n_workers: int = 2,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Samples per second through the trainer and validation error over wall time with each number of
+    training ranks in ``trainers`` (1: the study's own process; more: data-parallel ranks on workers of their
+    own), ``batches`` gradient steps of ``batch_size`` samples a rank from a reservoir (so training, not the
+    simulations, sets the pace); the numbers of ranks alternate in order from one repeat to the next.
+
+    ``samples_per_second`` (trainers, repeat): samples drawn into batches per second from the first batch to
+    the last, all ranks together; ``rank_scaling``: that over ``n`` times one rank's in the same repeat
+    (median over repeats, ``_low``/``_high`` its range, ``_runs`` each). ``cpu_seconds``: the CPU time of the
+    training loops (the study's thread with one rank, each rank's with more; their receiving threads and
+    the cluster's are not counted) from the first launch; ``rank_scaling_per_cpu``: samples per CPU second
+    of theirs with ``n`` ranks over one rank's, the cost of the ranks themselves where cores are shared.
+    """
+    trainers = [int(n) for n in trainers]
+    if 1 not in trainers:
+        raise ValueError(f"trainers must include 1 (the baseline of rank_scaling), got {trainers}")
+    runs = {}
+    validation = ValidationSet.simulate(simulator, n_validation, seed=seed + 1)
+    for repeat in range(repeats):
+        for n in trainers if repeat % 2 == 0 else trainers[::-1]:
+            # n_workers for the simulations in every run, and a worker of its own for each of several ranks
+            with connect(None, n_workers=n_workers + (n if n > 1 else 0)) as client:
+                study = OnlineStudy(
+                    simulator, n_simulations=n_simulations, sampler="sobol", model=model, buffer="reservoir",
+                    capacity=4 * batch_size, watermark=batch_size, batch_size=batch_size, max_batches=batches,
+                    validation=validation, validate_every=max(1, batches // 10), seed=seed, client=client, trainers=n,
+                )  # fmt: skip
+                runs[n, repeat] = study.run(progress=progress), study.run_stats["loop_cpu_seconds"]
+    return _scaling(runs, trainers, repeats).assign_attrs(
+        simulator=repr(simulator), model=model, batch_size=batch_size, batches=batches, units=simulator.units
+    )
+
+
+def _scaling(runs: dict, trainers: list[int], repeats: int) -> xr.Dataset:
+    """The Dataset of :func:`data_parallel` from its results by (ranks, repeat)."""
+
+    def rate(metrics):
+        consumed, seconds = metrics.consumed.values, metrics.seconds.values
+        return (consumed[-1] - consumed[0]) / (seconds[-1] - seconds[0])
+
+    checks = max(len(result.validation.check_batch) for result, _ in runs.values())
+    shape = (len(trainers), repeats)
+    data = {name: np.full((*shape, checks), np.nan) for name in ("val_mean", "check_seconds")}
+    per_rank = np.full((*shape, max(trainers)), np.nan)
+    rates, cpu, per_cpu = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for (n, repeat), (result, cpu_seconds) in runs.items():
+        i = trainers.index(n)
+        rates[i, repeat] = rate(result.metrics)
+        cpu[i, repeat] = cpu_seconds
+        per_cpu[i, repeat] = result.metrics.consumed.values[-1] / cpu_seconds
+        ranks = result.ranks
+        for rank in range(n):
+            per_rank[i, repeat, rank] = rate(ranks.sel(rank=rank))
+        validation = result.validation
+        k = len(validation.check_batch)
+        data["val_mean"][i, repeat, :k] = validation.val_mean.values
+        data["check_seconds"][i, repeat, :k] = result.metrics.seconds.sel(batch=validation.check_batch).values
+    dims = ("trainers", "repeat")
+    out = xr.Dataset(
+        {
+            "samples_per_second": (dims, rates, {"units": "samples/s"}),
+            "cpu_seconds": (dims, cpu, {"units": "s"}),
+            "samples_per_cpu_second": (dims, per_cpu, {"units": "samples/s"}),
+            "rank_samples_per_second": ((*dims, "rank"), per_rank, {"units": "samples/s"}),
+            "val_mean": ((*dims, "check"), data["val_mean"]),
+            "check_seconds": ((*dims, "check"), data["check_seconds"], {"units": "s"}),
+        },
+        coords={"trainers": trainers, "repeat": np.arange(repeats), "rank": np.arange(max(trainers))},
+    )
+    for name, scaling in (
+        ("rank_scaling", out.samples_per_second / (out.trainers * out.samples_per_second.sel(trainers=1))),
+        ("rank_scaling_per_cpu", out.samples_per_cpu_second / out.samples_per_cpu_second.sel(trainers=1)),
+    ):
+        out[f"{name}_runs"] = scaling
+        for suffix, value in (("", scaling.median("repeat")), ("_low", scaling.min("repeat")),
+                              ("_high", scaling.max("repeat"))):  # fmt: skip
+            out[f"{name}{suffix}"] = value
+    return out

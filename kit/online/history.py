@@ -26,6 +26,10 @@ class History:
         """One row; every column must be given."""
         self._new.append(tuple(row[c] for c in self.columns))
 
+    def extend(self, rows: np.ndarray) -> None:
+        """Rows ``(n, columns)`` at once."""
+        self._rows = np.concatenate([self.rows(), np.asarray(rows, dtype=float).reshape(-1, len(self.columns))])
+
     def add(self, *row) -> None:
         """One row, its values in the order of ``columns`` (the fast way)."""
         self._new.append(row)

@@ -19,13 +19,14 @@ class StudyResult:
     checks: History  # validation checks
     ledger: Ledger
     discarded: dict[str, int]
-    buffer: object
+    buffer_metrics: dict  # the buffer's counters (added up over the ranks)
     trainer: object
     space: object
     config: dict
     field_sobol: object = None
     simulator: object = None
     timeline: object = None
+    rank_metrics: list[History] | None = None  # each training rank's metrics, with several
 
     def trace(self, name: str = "online-study"):
         """The study as a :class:`kit.replay.Trace` (chunks on their workers, batches on the client); needs
@@ -48,9 +49,28 @@ class StudyResult:
         ds = xr.Dataset({key: ("batch", value) for key, value in columns.items()}, coords={"batch": batch})
         ds["produced_per_second"] = ds.produced / seconds
         ds["consumed_per_second"] = ds.consumed / seconds
+        ds["trained_per_second"] = ds.trained / seconds
         ds["seconds"].attrs["units"] = "s"
         ds["age_mean"].attrs["units"] = "batches"
         return ds
+
+    @property
+    def ranks(self) -> xr.Dataset:
+        """Per training rank and batch: samples produced, drawn into batches (``consumed``) and trained, and
+        their rates (one rank without ``trainers``); summed over ``rank``, the study's."""
+        rows = self.rank_metrics or [self.rows]
+        data = xr.Dataset(
+            {
+                key: (("rank", "batch"), np.stack([r[key] for r in rows]).astype(np.int64))
+                for key in ("produced", "consumed", "trained")
+            },
+            coords={"rank": np.arange(len(rows)), "batch": rows[0]["batch"].astype(np.int64)},
+        )
+        data["seconds"] = (("rank", "batch"), np.stack([r["seconds"] for r in rows]), {"units": "s"})
+        seconds = np.maximum(data.seconds, 1e-9)
+        for key in ("produced", "consumed", "trained"):
+            data[f"{key}_per_second"] = data[key] / seconds
+        return data
 
     @property
     def validation(self) -> xr.Dataset:
@@ -110,7 +130,7 @@ class StudyResult:
     @property
     def accounting(self) -> dict[str, int]:
         """produced = trained + evicted_unseen + discarded (each reason); ``balanced`` says it holds."""
-        metrics = self.buffer.metrics()
+        metrics = self.buffer_metrics
         counts = {
             "produced": self.ledger.produced,
             "trained": int(metrics["trained"]),

@@ -23,10 +23,12 @@ from kit.online.buffers import make_buffer
 from kit.online.checkpoint import Checkpoint
 from kit.online.control import Control, StudyError
 from kit.online.dataplane import Endpoint, Receiver, default_bind, new_epoch
+from kit.online.draws import RemoteDraws, draw
 from kit.online.history import History
 from kit.online.intake import Intake
 from kit.online.ledger import Ledger, Simulation
 from kit.online.producer import stop_event_name
+from kit.online.ranks import check_ranks, merge, run_ranks
 from kit.online.results import StudyResult
 from kit.online.surrogates import make_surrogate
 from kit.online.timeline import Timeline
@@ -107,6 +109,16 @@ class OnlineStudy:
     record
         Keep a timeline of every chunk received and batch trained (``result.trace()``: a
         :class:`kit.replay.Trace` to replay on other platforms); a resumed study records from the resume on.
+    trainers, trainer_resources, backend, rank_timeout
+        Training ranks (data-parallel, :mod:`kit.online.ranks`): each a task on its own dask worker (one with
+        ``trainer_resources``, such as ``{"GPU": 1}``, when given; a ``LocalCluster`` gets ``trainers`` more
+        workers) with its own receiving socket, its own buffer of ``capacity`` samples and a round-robin
+        share of the simulations; gradients are all-reduced at every step (``backend``: default gloo on
+        CPU, nccl on CUDA), so the global batch is ``trainers * batch_size``, until every rank's share is
+        done (a rank done first takes its part in the steps with an empty batch). A rank waits
+        ``rank_timeout`` seconds for the others (rank 0's validation included) before it fails.
+        ``in_flight``, ``retries`` and ``max_failures`` apply to each rank. Which rank launches which
+        simulation depends on timing (simulation ``i`` still gets the sampler's ``i``-th point and seed).
 
     After :meth:`run`, ``run_stats`` says what the data plane did: ``messages`` received, ``rejected``
     (malformed), ``chunks``, ``receiver_cpu_seconds`` (the receiving thread's CPU time) and ``cpu_seconds``
@@ -148,6 +160,10 @@ class OnlineStudy:
         device: str = "cpu",
         torch_threads: int | None = 1,
         record: bool = False,
+        trainers: int = 1,
+        trainer_resources: dict | None = None,
+        backend: str | None = None,
+        rank_timeout: float = 120.0,
     ):
         for name, value, low in (
             ("n_simulations", n_simulations, 1),
@@ -159,6 +175,7 @@ class OnlineStudy:
             ("validate_every", validate_every, 1),
             ("checkpoint_every", checkpoint_every, 1),
             ("seed", seed, 0),
+            ("trainers", trainers, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -170,7 +187,7 @@ class OnlineStudy:
             or not batches_per_simulation > 0
         ):
             raise ValueError(f"batches_per_simulation must be None or > 0, got {batches_per_simulation!r}")
-        for name, value in (("timeout", timeout), ("send_timeout", send_timeout)):
+        for name, value in (("timeout", timeout), ("send_timeout", send_timeout), ("rank_timeout", rank_timeout)):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
         if data_address is not None and not (
@@ -198,7 +215,10 @@ class OnlineStudy:
             options = model_options or {}
             init = int(model_seed.generate_state(1)[0])
             model = seeded_model(lambda: make_surrogate(model, self.space.dim + 1, shape, **options), init)
-        self.trainer = model if isinstance(model, Trainer) else Trainer(model, lr=lr, device=device)
+        # With several ranks the model goes to ``device`` on theirs: this process may have no GPU.
+        self.device = device
+        here = device if trainers == 1 else "cpu"
+        self.trainer = model if isinstance(model, Trainer) else Trainer(model, lr=lr, device=here)
         self.sensitivity = _sensitivity(sensitivity, self.sampler, shape)
         self.torch_threads = torch_threads
         self.connect_timeout = connect_timeout
@@ -218,6 +238,13 @@ class OnlineStudy:
         self._staging = None  # host arrays batches are gathered into (pinned for a CUDA trainer)
         self.name = f"kit-study-{uuid.uuid4().hex[:8]}"
         self.intake = None
+        self.trainers, self.trainer_resources, self.rank_timeout = trainers, trainer_resources, float(rank_timeout)
+        self.backend = backend or ("cpu:gloo,cuda:nccl" if str(device).startswith("cuda") else "gloo")
+        self.group = None  # this rank's Group, in a rank's process
+        self.buffer_metrics = self.rank_metrics = None  # the ranks' buffers added up, each rank's metrics
+        self._buffer_seed = buffer_seed
+        if trainers > 1:
+            check_ranks(self, record=record)
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, *, progress: bool = True, callback=None, callback_every: int = 20) -> StudyResult:
@@ -229,6 +256,11 @@ class OnlineStudy:
         """
         import torch
 
+        if self.trainers > 1 and self.group is None:
+            if callback is not None:
+                raise ValueError("callback is not available with trainers > 1: the ranks train in other processes")
+            merge(self, run_ranks(self, progress=progress))
+            return self.result()
         threads = torch.get_num_threads()
         torch.set_num_threads(self.torch_threads or threads)
         gc.freeze()
@@ -267,7 +299,7 @@ class OnlineStudy:
             # Clock from the first launch (cluster start-up excluded), continued across a resume.
             last = self.metrics.last()
             self.started = time.perf_counter() - (last["seconds"] if last else 0.0)
-            cpu = time.process_time()
+            cpu, loop_cpu = time.process_time(), time.thread_time()
             receiver.start()
             for sim in list(self.ledger.running.values()):
                 control.submit(sim)
@@ -275,12 +307,18 @@ class OnlineStudy:
             bar.update(self._completed())
             watched = time.monotonic()
             try:
-                while not self._finished():
+                while True:
+                    done, ready, weight = self._finished(), self._ready(), 1.0
+                    if self.group is not None:  # the ranks step together, until all are done
+                        done, ready, weight = self.group.agree(done, ready)
+                        self.group.report(self._completed())
+                    if done:
+                        break
                     if receiver.error is not None:
                         raise RuntimeError(f"the study's receiver at {receiver.address} failed") from receiver.error
                     self._launch()
                     intake.flush()
-                    trained = self._train()
+                    trained = ready and self._train(weight)
                     if time.monotonic() - watched > WATCH_EVERY:
                         control.watch()
                         watched = time.monotonic()
@@ -302,7 +340,8 @@ class OnlineStudy:
                 receiver.close()
                 self.run_stats = {"messages": receiver.messages, "rejected": receiver.rejected,
                                   "chunks": intake.chunks, "receiver_cpu_seconds": receiver.cpu_seconds,
-                                  "cpu_seconds": time.process_time() - cpu}  # fmt: skip
+                                  "cpu_seconds": time.process_time() - cpu,
+                                  "loop_cpu_seconds": time.thread_time() - loop_cpu}  # fmt: skip
                 bar.close()
                 if self.checkpoint is not None:
                     self.checkpoint.wait()
@@ -330,12 +369,14 @@ class OnlineStudy:
     # -- simulations ------------------------------------------------------------------------------------
     def _launch(self) -> None:
         while self._streaming() < self.in_flight and self._completed() + len(self.ledger.running) < self.n_simulations:
-            (params,) = self.space.validate(np.atleast_2d(self.sampler.ask(1)))
-            seeded = getattr(self.sampler, "seed_group", lambda index: index)(self.next_id)  # pick-freeze rows share
-            sim = Simulation(self.next_id, params, simulation_seed(self.seed, seeded), self.simulator.steps)
+            if isinstance(self.sampler, RemoteDraws):  # a rank: the study's sampler numbers the draws
+                sim_id, params, seeded = self.sampler.draw()
+            else:
+                sim_id, (params, seeded) = self.next_id, draw(self.sampler, self.space, self.next_id)
+                self.next_id += 1
+            sim = Simulation(sim_id, params, simulation_seed(self.seed, seeded), self.simulator.steps)
             with self.intake.lock:
                 self.ledger.add(sim)
-            self.next_id += 1
             self.control.submit(sim)
 
     def _streaming(self) -> int:
@@ -353,31 +394,46 @@ class OnlineStudy:
             self.sensitivity.discard(sim.sim_id)  # its pick-freeze group cannot complete
 
     # -- training ---------------------------------------------------------------------------------------
-    def _train(self) -> bool:
+    def _ready(self) -> bool:
+        """Whether a batch can be trained now."""
         if self.max_batches is not None and self.trainer.batches >= self.max_batches:
+            return False
+        with self.intake.lock:
+            return self.buffer.ready()
+
+    def _train(self, weight: float = 1.0) -> bool:
+        """One batch (the buffer is ready: only this loop draws from it), its loss scaled by ``weight``; a
+        rank whose share is done (``weight`` 0) takes its part in the step with an empty batch."""
+        if not weight:
+            shapes = (self.space.dim + 1,), (len(self.simulator.y), len(self.simulator.x))
+            self.trainer.step(*(np.zeros((1, *shape), np.float32) for shape in shapes), weight=0.0)
+            self._record(float("nan"))
             return False
         begun = time.time()
         with self.intake.lock:
-            if not self.buffer.ready():
-                return False
             if self._staging is None:
                 self._staging = self.trainer.host_arrays(self.batch_size, *self.buffer.sample_shapes())
             batch = self.buffer.get_batch(self.batch_size, out=self._staging)
             self.intake.lock.notify_all()  # room in the buffer
         y = self.encoding.targets(batch.y, out=batch.y)  # in place: the batch is a copy
-        losses = self.trainer.step(batch.x, y)
+        losses = self.trainer.step(batch.x, y, weight=weight)
+        if self.timeline is not None:
+            self.timeline.batch(self.trainer.batches, begun, time.time())
+        params = np.stack([self.ledger.simulations[int(i)].params for i in batch.sim_id])
+        self.sampler.tell(params, losses)
+        self._record(float(losses.mean()))
+        return True
+
+    def _record(self, loss: float) -> None:
+        """The metrics after a batch; validation when due."""
         with self.intake.lock:
             self.intake.batches = self.trainer.batches
             self.intake.lock.notify_all()  # the rate limit may let more steps in
-            if self.timeline is not None:
-                self.timeline.batch(self.trainer.batches, begun, time.time())
             metrics, produced, pending = self.buffer.metrics(), self.ledger.produced, self.intake.pending
-        params = np.stack([self.ledger.simulations[int(i)].params for i in batch.sim_id])
-        self.sampler.tell(params, losses)
         self.metrics.append(
             batch=self.trainer.batches,
             seconds=self._seconds(),
-            loss=float(losses.mean()),
+            loss=loss,
             produced=produced,
             consumed=metrics["draws"],
             trained=metrics["trained"],
@@ -388,11 +444,12 @@ class OnlineStudy:
         )
         if self.trainer.batches % self.validate_every == 0:
             self._validate()
-        return True
 
     def _validate(self) -> None:
         last = self.checks.last()
         if self.validation is None or (last and last["batch"] == self.trainer.batches):
+            return
+        if self.group is not None and self.group.rank:  # the ranks hold one model: rank 0 checks it
             return
         errors = self.validation.errors(self.trainer, self.encoding)
         self.checks.append(batch=self.trainer.batches, **self.validation.summary(errors))
@@ -479,13 +536,14 @@ class OnlineStudy:
             self.checks,
             self.ledger,
             dict(self.ledger.discarded),
-            self.buffer,
+            self.buffer_metrics or self.buffer.metrics(),
             self.trainer,
             self.space,
             config,
             self.sensitivity,
             self.simulator,
             self.timeline,
+            self.rank_metrics,
         )
 
 

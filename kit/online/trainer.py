@@ -73,13 +73,31 @@ class Trainer:
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, device: str = "cpu"):
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
+        self.model = model
+        self.to(device)
+        # One fused kernel for every parameter: on CPU the per-tensor loop cost as much as the backward pass.
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, fused=self.device.type in ("cpu", "cuda"))
+        self.network = self.model  # what a step runs: the model, or its data-parallel wrapper
+        self.batches = 0
+
+    def distribute(self) -> None:
+        """Train data-parallel in the process group this process joined: each step's gradients are averaged
+        over the ranks (``DistributedDataParallel``); ``model`` stays the plain model."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        try:
+            self.network = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+        except Exception as exc:
+            raise TypeError(f"model {type(self.model).__name__} cannot be trained data-parallel: {exc}") from exc
+
+    def to(self, device: str) -> None:
+        """Train on ``device`` (checked: an absent device is an error); before the first step."""
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} is not available here (torch sees no CUDA device); use 'cpu'")
-        self.model = model.to(self.device)
-        # One fused kernel for every parameter: on CPU the per-tensor loop cost as much as the backward pass.
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, fused=self.device.type in ("cpu", "cuda"))
-        self.batches = 0
+        self.model.to(self.device)
 
     def host_arrays(self, n: int, x_shape: tuple, y_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
         """Float32 host arrays for ``n`` inputs and targets to gather batches into: pinned memory when
@@ -89,14 +107,15 @@ class Trainer:
             torch.empty((n, *shape), dtype=torch.float32, pin_memory=pin).numpy() for shape in (x_shape, y_shape)
         )
 
-    def step(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """One gradient step on the mean squared error; returns each sample's loss before the step."""
+    def step(self, x: np.ndarray, y: np.ndarray, weight: float = 1.0) -> np.ndarray:
+        """One gradient step on the mean squared error (times ``weight``: data-parallel ranks weigh their
+        batches); returns each sample's loss before the step."""
         self.model.train()
         inputs = torch.as_tensor(x).to(self.device, non_blocking=True)
         targets = torch.as_tensor(y).to(self.device, non_blocking=True)
-        per_sample = ((self.model(inputs) - targets) ** 2).flatten(1).mean(1)
+        per_sample = ((self.network(inputs) - targets) ** 2).flatten(1).mean(1)
         self.optimizer.zero_grad(set_to_none=True)
-        per_sample.mean().backward()
+        (per_sample.mean() * weight).backward()
         self.optimizer.step()
         self.batches += 1
         return per_sample.detach().cpu().numpy()

@@ -4,7 +4,14 @@ figures display as PNG images."""
 from kit.plots.display import register_png_display
 from kit.plots.fields import field_evolution, field_snapshots
 from kit.plots.memory import memory_tradeoff, offloading, partitioning, plan_schedule, profiler_accuracy, real_models
-from kit.plots.online import buffer_policies, data_plane, online_vs_offline, streaming_efficiency, study_monitor
+from kit.plots.online import (
+    buffer_policies,
+    data_parallel,
+    data_plane,
+    online_vs_offline,
+    streaming_efficiency,
+    study_monitor,
+)
 from kit.plots.replay import (
     factor_indices,
     fidelity,
@@ -20,6 +27,7 @@ from kit.plots.sensitivity import interval_coverage, salib_benchmark, sobol_conv
 
 __all__ = [
     "buffer_policies",
+    "data_parallel",
     "data_plane",
     "factor_indices",
     "fidelity",

@@ -183,3 +183,33 @@ def buffer_policies(data: xr.Dataset) -> Figure:
     error.legend()
     uses.legend()
     return fig
+
+
+def data_parallel(data: xr.Dataset) -> Figure:
+    """Left: samples per second through the trainer by number of training ranks (median bar, range over
+    repeats), each bar labelled with ``rank_scaling`` and ``rank_scaling_per_cpu``; right: validation error
+    over wall time, one line a repeat."""
+    fig = Figure(figsize=(10.5, 4.2), layout="constrained")
+    rates, error = fig.subplots(1, 2)
+    trainers = data.trainers.values
+    x = np.arange(len(trainers))
+    median = data.samples_per_second.median("repeat").values
+    low, high = (data.samples_per_second.reduce(f, "repeat").values for f in (np.min, np.max))
+    rates.bar(x, median, 0.6, yerr=[median - low, high - median], capsize=4, color=[f"C{i}" for i in x])
+    for xi, n, value in zip(x, trainers, median, strict=True):
+        scaling, per_cpu = (float(data[name].sel(trainers=n)) for name in ("rank_scaling", "rank_scaling_per_cpu"))
+        rates.annotate(f"rank_scaling {scaling:.2f}\nper CPU second {per_cpu:.2f}", (xi, value), ha="center",
+                       va="bottom", fontsize="small", xytext=(0, 4), textcoords="offset points")  # fmt: skip
+    rates.set(xticks=x, xticklabels=[f"{n} rank(s)" for n in trainers], ylabel="samples / s through the trainer",
+              title=f"{data.attrs.get('model', '')}, batch {data.attrs.get('batch_size', '')} a rank")  # fmt: skip
+    for i, n in enumerate(trainers):
+        for repeat in data.repeat.values:
+            run = data.sel(trainers=n, repeat=repeat)
+            error.plot(run.check_seconds, run.val_mean, color=f"C{i}", alpha=0.8, marker=".",
+                       label=f"{n} rank(s)" if repeat == 0 else None)  # fmt: skip
+    error.set(xlabel="wall time [s]", ylabel=f"validation RMSE [{data.attrs.get('units', '')}]", yscale="log",
+              title=f"{data.attrs.get('batches', '')} gradient steps; one line a repeat")  # fmt: skip
+    error.legend(fontsize="small")
+    fig.suptitle("rank_scaling = samples/s with n ranks / (n x one rank's); per CPU second: samples per CPU second of "
+                 "the training loops / one rank's; medians over repeats", fontsize="small")  # fmt: skip
+    return fig

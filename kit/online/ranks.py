@@ -1,0 +1,291 @@
+"""Several trainers: data-parallel online training on ranks, each a dask task on its own worker with its own
+receiving socket, buffer and share of the simulations; gradients are all-reduced at every step
+(``torch.distributed``: gloo on CPU, nccl on CUDA, through ``DistributedDataParallel``).
+
+The study's process coordinates (:func:`run_ranks`): it chooses the workers, hosts the store the ranks meet
+through and the study's one sampler (:mod:`kit.online.draws`), shows progress, and names a rank that
+failed or died. Each rank (:func:`train_rank`) runs the study's own loop on its share; at every turn of
+that loop the ranks agree (:meth:`Group.agree`) whether to step, all of them together, or to stop: when
+every share is done, or when the coordinator stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from kit.cluster import connect
+from kit.online.control import StudyError, workers_lost
+from kit.online.dataplane import default_bind, new_epoch
+from kit.online.draws import RemoteDraws, SamplerService
+
+#: Seconds between two looks at the ranks' tasks, and between two questions to the scheduler about their workers.
+WATCH_EVERY, ASK_EVERY = 0.1, 1.0
+#: Most seconds the scheduler may take to notice a dead worker after its rank's peers failed.
+NOTICE = 10.0
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Where the ranks of one study run meet: the coordinator's store (keys under ``prefix``) and sampler,
+    the number of ranks, the backend, and the seconds a rank waits for the others before it fails."""
+
+    host: str
+    port: int
+    prefix: str
+    world: int
+    backend: str
+    timeout: float
+    sampler: str
+
+
+class Group:
+    """This process's place among the ranks: a ``torch.distributed`` process group joined through the
+    coordinator's store. A rank started twice (dask reran it after its worker died) refuses to join."""
+
+    def __init__(self, rendezvous: Rendezvous, rank: int):
+        import torch
+        import torch.distributed as dist
+
+        self.rank, self.world, self.dist = rank, rendezvous.world, dist
+        timeout = datetime.timedelta(seconds=rendezvous.timeout)
+        store = dist.TCPStore(rendezvous.host, rendezvous.port, is_master=False, timeout=timeout)
+        self.store = dist.PrefixStore(rendezvous.prefix, store)
+        if self.store.add(f"starts/{rank}", 1) > 1:
+            raise StudyError(f"rank {rank} was started again after its worker died: the study ends")
+        dist.init_process_group(rendezvous.backend, store=self.store, rank=rank, world_size=self.world, timeout=timeout)
+        self._flags = torch.zeros(3)  # on the CPU: a cuda:nccl group reduces it with gloo
+        self._reported = None
+        self._looked = 0.0  # when rank 0 last looked for the coordinator's stop
+
+    def agree(self, done: bool, ready: bool) -> tuple[bool, bool, float]:
+        """Decided by all ranks together: whether to stop (every rank is done, or the coordinator said
+        stop), whether to step (every rank not done has a batch), and this rank's weight in the step (its
+        loss scaled so that the average over all ranks is the mean over those not done; 0 once done)."""
+        stopped = False
+        if self.rank == 0 and time.monotonic() - self._looked > WATCH_EVERY:
+            stopped, self._looked = self.store.check(["stop"]), time.monotonic()
+        self._flags[0], self._flags[1], self._flags[2] = float(not done), float(not done and not ready), float(stopped)
+        self.dist.all_reduce(self._flags)
+        going, waiting, stop = (int(flag) for flag in self._flags.tolist())
+        if stop or not going:
+            return True, False, 0.0
+        return False, not waiting, 0.0 if done else self.world / going
+
+    def report(self, completed: int) -> None:
+        """Tell the coordinator how many of this rank's simulations completed (when it changed)."""
+        if completed != self._reported:
+            self.store.set(f"completed/{self.rank}", str(completed))
+            self._reported = completed
+
+    def close(self) -> None:
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+
+def share(n: int, rank: int, world: int) -> int:
+    """Rank ``rank``'s share of ``n`` simulations (round robin: the first ``n % world`` ranks get one more)."""
+    return n // world + (rank < n % world)
+
+
+def choose_workers(client, n: int, resources: dict | None) -> list[str]:
+    """``n`` workers to host the ranks: those with ``resources`` (such as ``{"GPU": 1}``), the last by name."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    fit = [
+        address
+        for address, info in sorted(workers.items(), key=lambda item: str(item[1].get("name")))
+        if all(info.get("resources", {}).get(key, 0) >= amount for key, amount in (resources or {}).items())
+    ]
+    if len(fit) < n:
+        what = f" with resources {resources}" if resources else ""
+        found = {address: info.get("resources", {}) for address, info in workers.items()}
+        raise ValueError(
+            f"trainers={n} needs {n} dask workers{what}, one a rank; the cluster has {len(fit)} (workers and their "
+            f"resources: {found}); start workers with e.g. 'dask worker <scheduler> --resources GPU=1'"
+        )
+    return fit[-n:]
+
+
+def run_ranks(study, *, progress: bool) -> list[dict]:
+    """Run ``study`` on ``study.trainers`` ranks; what each rank returns, in rank order."""
+    import torch.distributed as dist
+    from tqdm.auto import tqdm
+
+    n = study.trainers
+    with connect(study.client, n_workers=study.n_workers + n, timeout=study.connect_timeout) as client:
+        workers = choose_workers(client, n, study.trainer_resources)
+        host = default_bind(client.scheduler.address).split("://")[1].rsplit(":", 1)[0]
+        timeout = datetime.timedelta(seconds=study.rank_timeout)
+        store = dist.TCPStore(host, 0, is_master=True, wait_for_workers=False, timeout=timeout)
+        prefix = f"{study.name}-{new_epoch()}"
+        for rank in range(n):
+            store.set(f"{prefix}/completed/{rank}", "0")
+        with SamplerService(study.sampler, study.space, host, study.next_id) as service:
+            rendezvous = Rendezvous(host, store.port, prefix, n, study.backend, study.rank_timeout, service.address)
+            futures = [
+                client.submit(train_rank, _spec(study, rank), rank, rendezvous, key=f"train-rank-{rank}-{prefix}",
+                              workers=[worker], allow_other_workers=False, resources=study.trainer_resources,
+                              pure=False)
+                for rank, worker in enumerate(workers)
+            ]  # fmt: skip
+            bar = tqdm(total=study.n_simulations, desc="simulations", unit="sim", disable=not progress)
+            begun = asked = time.monotonic()
+            try:
+                while not all(future.status == "finished" for future in futures):
+                    if service.error is not None:
+                        raise StudyError("the study's sampler failed") from service.error
+                    if time.monotonic() - asked > ASK_EVERY or any(f.status in ("error", "cancelled") for f in futures):
+                        _check(client, futures, workers)
+                        asked = time.monotonic()
+                    if time.monotonic() - begun > study.rank_timeout:
+                        _started(store, prefix, workers, study.rank_timeout)
+                    completed = sum(int(store.get(f"{prefix}/completed/{rank}")) for rank in range(n))
+                    bar.update(completed - bar.n)
+                    time.sleep(WATCH_EVERY)
+                parts = client.gather(futures)
+            finally:
+                store.set(f"{prefix}/stop", "1")  # ranks still running (an error here, an interrupt) stop
+                bar.close()
+                study.next_id = service.next_id
+    return parts
+
+
+def _spec(study, rank: int):
+    """The copy of ``study`` sent to rank ``rank``: without its client and sampler (they stay here), and
+    without the validation set but on rank 0 (which validates)."""
+    spec = copy.copy(study)
+    spec.client = spec.sampler = None
+    if rank:
+        spec.validation = None
+    return spec
+
+
+def _check(client, futures, workers) -> None:
+    """Raise a :class:`StudyError` naming the ranks that died with their worker, else the ranks that failed."""
+    deadline = time.monotonic() + NOTICE  # a rank's death fails the others at once: the scheduler may lag
+    while True:
+        failed = [rank for rank, future in enumerate(futures) if future.status in ("error", "cancelled")]
+        lost = client.run_on_scheduler(workers_lost, keys=[future.key for future in futures])
+        died = [rank for rank, future in enumerate(futures) if lost[future.key]]
+        if died or not failed:
+            break
+        if time.monotonic() > deadline or all(future.status != "pending" for future in futures):
+            break
+        time.sleep(WATCH_EVERY)
+    if died:
+        names = ", ".join(f"rank {rank} (worker {workers[rank]})" for rank in died)
+        raise StudyError(f"training {names} died: the study ends")
+    if not failed:
+        return
+    rank = failed[0]
+    error = futures[rank].exception() if futures[rank].status == "error" else None
+    raise StudyError(f"training rank {rank} (worker {workers[rank]}) failed: {error!r}") from error
+
+
+def _started(store, prefix: str, workers: list[str], timeout: float) -> None:
+    """Raise a :class:`StudyError` naming the ranks that did not start within ``timeout`` seconds."""
+    late = [rank for rank in range(len(workers)) if not store.check([f"{prefix}/starts/{rank}"])]
+    if late:
+        names = ", ".join(f"rank {rank} (worker {workers[rank]})" for rank in late)
+        raise StudyError(f"training {names} did not start within {timeout:g} s (rank_timeout): is the worker busy?")
+
+
+def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
+    """The task of rank ``rank``: join the group, run the study's loop on this rank's share, return its part."""
+    from distributed import get_client
+
+    group = draws = None
+    try:
+        group = Group(rendezvous, rank)
+        draws = RemoteDraws(rendezvous.sampler, rendezvous.timeout)
+        study.group, study.sampler, study.client = group, draws, get_client()
+        study.n_simulations = share(study.n_simulations, rank, group.world)
+        study.buffer.reseed(study._buffer_seed.spawn(group.world)[rank])
+        study.trainer.to(study.device)
+        study.trainer.distribute()
+        study.name = f"{study.name}-rank-{rank}"
+        study.run(progress=False)
+        trainer = None
+        if rank == 0:
+            study.trainer.to("cpu")
+            trainer = study.trainer.state_dict()
+        return {"ledger": study.ledger, "metrics": study.metrics, "checks": study.checks,
+                "buffer": study.buffer.metrics(), "run_stats": study.run_stats, "trainer": trainer}  # fmt: skip
+    finally:
+        if draws is not None:
+            draws.close()
+        if group is not None:
+            group.close()
+
+
+def check_ranks(study, *, record: bool) -> None:
+    """Refuse, naming the culprit, what several ranks cannot do."""
+    import torch
+    import torch.distributed as dist
+
+    n = study.trainers
+    if study.n_simulations < n:
+        raise ValueError(f"n_simulations ({study.n_simulations}) must be at least trainers ({n}): each rank needs some")
+    for name, given in (("sensitivity", study.sensitivity is not None), ("checkpoint", study.checkpoint is not None),
+                        ("record", record)):  # fmt: skip
+        if given:
+            raise ValueError(f"{name} is not available with trainers > 1 yet: pass trainers=1 to use it")
+    address = study.data_address
+    if address is not None and not (address.startswith("tcp://") and address.rsplit(":", 1)[-1] in ("*", "0")):
+        raise ValueError(
+            f"data_address must be None or 'tcp://host:*' with trainers > 1 (each rank listens on a port of its "
+            f"own), got {address!r}"
+        )
+    backends = [
+        name for name in ("gloo", "nccl", "mpi", "ucc") if dist.is_available() and dist.is_backend_available(name)
+    ]
+    named = [part.rsplit(":", 1)[-1] for part in study.backend.split(",")]
+    if any(name not in backends for name in named):
+        raise ValueError(
+            f"backend {study.backend!r} is not available in this torch build ({torch.__version__}); "
+            f"available: {backends}"
+        )
+    if "nccl" in named and not str(study.device).startswith("cuda"):
+        raise ValueError(f"backend {study.backend!r} needs device='cuda' (the model trains on {study.device!r})")
+    if not any(parameter.requires_grad for parameter in study.trainer.model.parameters()):
+        raise ValueError(
+            f"model {type(study.trainer.model).__name__} has no parameter that requires a gradient: there is nothing "
+            "to train data-parallel"
+        )
+
+
+#: How the ranks' metrics after each batch add up: summed, averaged, or their maximum (the rest).
+_SUMMED = ("produced", "consumed", "trained", "pending")
+_AVERAGED = ("loss", "occupancy", "age_mean")
+
+
+def merge(study, parts: list[dict]) -> None:
+    """Put what the ranks returned into ``study``: the trained model, one ledger, metrics added up over the
+    ranks at each batch (``study.rank_metrics`` keeps each rank's), rank 0's validation checks."""
+    study.trainer.load_state_dict(parts[0]["trainer"])
+    ledger = study.ledger
+    for part in parts:
+        ledger.simulations.update(part["ledger"].simulations)
+        ledger.ended.update(part["ledger"].ended)
+        ledger.discarded.update(part["ledger"].discarded)
+        ledger.produced += part["ledger"].produced
+        ledger.arrivals.extend(part["ledger"].arrivals.rows())
+    rows = np.stack([part["metrics"].rows() for part in parts])  # (rank, batch, column): the ranks step together
+    columns = study.metrics.columns
+    total = rows.max(axis=0)
+    for name in _SUMMED:
+        total[:, columns.index(name)] = rows[:, :, columns.index(name)].sum(axis=0)
+    for name in _AVERAGED:  # a rank done before the others has no loss (NaN) in its last steps
+        total[:, columns.index(name)] = np.nanmean(rows[:, :, columns.index(name)], axis=0)
+    study.metrics.extend(total)
+    study.checks = parts[0]["checks"]
+    study.rank_metrics = [part["metrics"] for part in parts]
+    study.buffer_metrics = {key: sum(part["buffer"][key] for part in parts) for key in ("trained", "evicted_unseen")}
+    study.run_stats = {
+        **{key: sum(part["run_stats"][key] for part in parts) for key in parts[0]["run_stats"]},
+        "ranks": [part["run_stats"] for part in parts],
+    }

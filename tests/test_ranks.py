@@ -1,0 +1,204 @@
+"""Several trainers: data-parallel ranks on real dask workers, meeting through a real torch.distributed store."""
+
+import contextlib
+import os
+import sys
+import threading
+import time
+
+import cloudpickle
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+from kit.cluster import connect
+from kit.online import OnlineStudy, StudyError
+from kit.online.draws import RemoteDraws, SamplerService
+from kit.online.ranks import Group, Rendezvous, share
+from kit.online.trainer import Trainer, seeded_model
+from kit.sampling import lhs, sobol
+from kit.simulators import Heat2D
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers run this module's functions
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Four single-thread workers: two host the ranks, two run the simulations."""
+    with connect(None, n_workers=4) as client:
+        yield client
+
+
+def net():
+    return seeded_model(lambda: torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4)), 7)
+
+
+def batches(k=3, size=8):
+    gen = np.random.default_rng(0)
+    return [(gen.random((size, 3), dtype=np.float32), gen.random((size, 4), dtype=np.float32)) for _ in range(k)]
+
+
+def steps_on_rank(rendezvous, rank):
+    """Rank ``rank``'s half of every batch, trained data-parallel; the parameters after."""
+    group = Group(rendezvous, rank)
+    try:
+        trainer = Trainer(net(), lr=1e-2)
+        trainer.distribute()
+        half = len(batches()[0][0]) // rendezvous.world
+        for x, y in batches():
+            trainer.step(x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
+        return [p.detach().clone() for p in trainer.model.parameters()]
+    finally:
+        group.close()
+
+
+def test_two_ranks_take_the_steps_one_process_takes_with_the_double_batch(client):
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    rendezvous = Rendezvous("127.0.0.1", store.port, "equivalence", 2, "gloo", 60.0, "")
+    workers = list(client.scheduler_info(n_workers=-1)["workers"])[:2]
+    futures = [
+        client.submit(steps_on_rank, rendezvous, rank, workers=[w], allow_other_workers=False, pure=False)
+        for rank, w in enumerate(workers)
+    ]
+    ranks = client.gather(futures)
+    single = Trainer(net(), lr=1e-2)
+    for x, y in batches():
+        single.step(x, y)
+    for got0, got1, expected in zip(*ranks, single.model.parameters(), strict=True):
+        assert torch.equal(got0, got1)  # one model on every rank
+        torch.testing.assert_close(got0, expected.detach(), rtol=1e-5, atol=1e-6)  # float reduction order
+
+
+def test_a_study_on_two_ranks_trains_every_step_once(client):
+    simulator = Heat2D(n=12, steps=10)
+    points = sobol(simulator.space, 8, seed=1)
+    study = OnlineStudy(simulator, n_simulations=5, sampler=points, buffer="fifo", capacity=64, watermark=8,
+                        batch_size=8, chunk_steps=2, seed=5, client=client, trainers=2)  # fmt: skip
+    result = study.run(progress=False)
+    # every step trained on one rank: the rank with 2 simulations steps with empty batches until the other is done
+    assert result.accounting == {"produced": 50, "trained": 50, "evicted_unseen": 0, "balanced": 1}
+    sims = result.simulations
+    assert list(sims.simulation.values) == [0, 1, 2, 3, 4] and set(sims.status.values) == {"ok"}
+    np.testing.assert_array_equal(sims.params.values, points[:5])  # simulation i got the sampler's point i
+    ranks = result.ranks.isel(batch=-1)
+    assert sorted(ranks.produced.values.tolist()) == [20, 30]  # shares of 2 and 3 simulations
+    assert sorted(ranks.trained.values.tolist()) == [20, 30]
+
+
+class Recording:
+    """A sampler that hands out fixed points and keeps what it is told; it fails on its fourth draw."""
+
+    def __init__(self, space):
+        self.space, self.points, self.told = space, lhs(space, 3, seed=0), []
+
+    def ask(self, n):
+        if not len(self.points):
+            raise LookupError("no point left")
+        point, self.points = self.points[:n], self.points[n:]
+        return point
+
+    def tell(self, params, losses):
+        self.told.append((params.copy(), losses.copy()))
+
+
+def test_ranks_draw_numbered_points_from_one_sampler_and_tell_it_their_losses():
+    space = Heat2D(n=8, steps=4).space
+    sampler = Recording(space)
+    expected = lhs(space, 3, seed=0)
+    with SamplerService(sampler, space, "127.0.0.1", next_id=7) as service:
+        ranks = [RemoteDraws(service.address, timeout=10) for _ in range(2)]
+        drawn = [ranks[0].draw(), ranks[1].draw(), ranks[0].draw()]
+        ranks[1].tell(expected[:2], np.array([0.5, 0.25]))
+        with pytest.raises(RuntimeError, match="LookupError: no point left"):
+            ranks[1].draw()
+        for rank in ranks:
+            rank.close()
+    assert [sim_id for sim_id, _, _ in drawn] == [7, 8, 9] and [seed for _, _, seed in drawn] == [7, 8, 9]
+    np.testing.assert_array_equal(np.stack([params for _, params, _ in drawn]), expected)
+    ((params, losses),) = sampler.told
+    np.testing.assert_array_equal(params, expected[:2])
+    np.testing.assert_array_equal(losses, [0.5, 0.25])
+    assert service.next_id == 10 and service.error is None
+
+
+def test_rank_shares_add_up_round_robin():
+    assert [share(7, rank, 3) for rank in range(3)] == [3, 2, 2]
+    assert sum(share(100, rank, 8) for rank in range(8)) == 100
+
+
+@pytest.mark.parametrize(
+    ("options", "culprit"),
+    [
+        ({"trainers": 3, "n_simulations": 2}, "n_simulations"),
+        ({"trainers": 2, "backend": "nccl"}, "backend 'nccl'"),  # not in a CPU build; else needs device cuda
+        ({"trainers": 2, "record": True}, "record"),
+        ({"trainers": 2, "checkpoint": "x.ckpt"}, "checkpoint"),
+        ({"trainers": 2, "data_address": "tcp://127.0.0.1:5555"}, "data_address"),
+        ({"trainers": 0}, "trainers"),
+        ({"trainers": 2, "rank_timeout": 0}, "rank_timeout"),
+    ],
+)
+def test_what_several_ranks_cannot_do_is_refused_by_name(options, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        OnlineStudy(Heat2D(n=8, steps=4), **{"n_simulations": 4, **options})
+
+
+def test_a_model_with_nothing_to_train_is_refused():
+    frozen = torch.nn.Linear(6, 64)
+    frozen.requires_grad_(False)
+    model = torch.nn.Sequential(frozen, torch.nn.Unflatten(1, (8, 8)))
+    with pytest.raises(ValueError, match="model Sequential has no parameter"):
+        OnlineStudy(Heat2D(n=8, steps=4), model=model, trainers=2)
+
+
+def test_more_ranks_than_workers_with_the_resource_is_an_error_naming_it(client):
+    study = OnlineStudy(Heat2D(n=8, steps=4), n_simulations=4, client=client, trainers=2, trainer_resources={"GPU": 1})
+    with pytest.raises(ValueError, match=r"trainers=2 needs 2 dask workers with resources \{'GPU': 1\}.* has 0"):
+        study.run(progress=False)
+
+
+def test_a_rank_that_dies_ends_the_study_with_an_error_naming_it():
+    with connect(None, n_workers=4) as client:
+        simulator = Heat2D(n=12, steps=400)
+        study = OnlineStudy(
+            simulator,
+            n_simulations=400,
+            capacity=64,
+            watermark=8,
+            batch_size=8,
+            chunk_steps=1,
+            seed=3,
+            client=client,
+            trainers=2,
+            rank_timeout=60,
+        )  # fmt: skip (runs until killed)
+        errors = []
+
+        def run():
+            try:
+                study.run(progress=False)
+            except Exception as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        rank1 = None
+        deadline = time.monotonic() + 60
+        while rank1 is None and time.monotonic() < deadline:  # rank 1 trains once both ranks have batches
+            processing = client.processing()
+            rank1 = next((w for w, keys in processing.items() for k in keys if str(k).startswith("train-rank-1")), None)
+            time.sleep(0.5)
+        assert rank1 is not None
+        time.sleep(3)
+        with contextlib.suppress(Exception):
+            client.run(os._exit, 1, workers=[rank1])
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], StudyError), errors
+    assert f"rank 1 (worker {rank1}) died" in str(errors[0])
+
+
+def test_a_rank_that_cannot_reach_the_store_fails_instead_of_waiting():
+    with pytest.raises((RuntimeError, TimeoutError, dist.DistStoreError)):
+        Group(Rendezvous("127.0.0.1", 1, "none", 2, "gloo", 1.0, ""), 0)
