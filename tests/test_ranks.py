@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import pickle
 import sys
 import threading
 import time
@@ -13,9 +14,11 @@ import torch
 import torch.distributed as dist
 
 from kit.cluster import connect
-from kit.online import OnlineStudy, StudyError
+from kit.online import OnlineStudy, StudyError, make_buffer
 from kit.online.draws import RemoteDraws, SamplerService
+from kit.online.ledger import Simulation
 from kit.online.ranks import Group, Rendezvous, share
+from kit.online.resplit import merge_ledgers, split
 from kit.online.trainer import Trainer, seeded_model
 from kit.sampling import lhs, sobol
 from kit.simulators import Heat2D
@@ -86,6 +89,91 @@ def test_a_study_on_two_ranks_trains_every_step_once(client):
     assert sorted(ranks.trained.values.tolist()) == [20, 30]
 
 
+@pytest.mark.parametrize("then", [1, 3])
+def test_a_checkpoint_of_two_ranks_resumes_on_another_number_with_nothing_lost_or_trained_twice(client, tmp_path, then):
+    simulator = Heat2D(n=12, steps=20)
+    points = sobol(simulator.space, 8, seed=1)
+    path = tmp_path / "study.ckpt"
+    options = dict(n_simulations=6, sampler=points, buffer="fifo", capacity=24, watermark=8, batch_size=8,
+                   chunk_steps=2, seed=5, client=client, checkpoint=path, checkpoint_every=2)  # fmt: skip
+    first = OnlineStudy(simulator, trainers=2, max_batches=4, **options).run(progress=False)
+    saved = pickle.loads(path.read_bytes())  # at batch 4, where the first run stopped
+    assert saved["trainer"]["batches"] == 4 and len(saved["buffers"]) == len(saved["helds"]) == 2
+    result = OnlineStudy(simulator, trainers=then, **options).run(progress=False)
+    # FIFO trains every step once: 6 x 20, those held by either rank at the checkpoint included
+    assert result.accounting["trained"] == 6 * simulator.steps and result.accounting["balanced"] == 1, result.accounting
+    sims = result.simulations
+    assert list(sims.simulation.values) == list(range(6)) and set(sims.status.values) <= {"ok", "retried"}
+    assert (sims.steps_received == simulator.steps).all()
+    np.testing.assert_array_equal(sims.params.values, points[:6])
+    keys = list(zip(result.arrivals.simulation.values, result.arrivals.step.values, strict=True))
+    assert len(keys) == len(set(keys)) == 6 * simulator.steps
+    # the batches before the checkpoint are kept as they were
+    np.testing.assert_array_equal(result.metrics.loss.values[:4], first.metrics.loss.values[:4])
+    assert list(result.metrics.batch.values[:5]) == [1, 2, 3, 4, 5]
+
+
+def saved_ranks(policy):
+    """What two ranks save: buffers of 8 holding seen and unseen samples of simulations 0, 2 (rank 0) and 1, 3
+    (rank 1), 3 steps of simulation 3 waiting for room on rank 1, and their ledgers."""
+    buffers, helds, ledgers = [], [], []
+    for rank in range(2):
+        buffer = make_buffer(policy, 8, watermark=2, seed=rank)
+        for sim in (rank, rank + 2):
+            steps = np.arange(1, 6)
+            buffer.put(np.full((5, 2), sim, np.float32), np.full((5, 3, 3), sim, np.float32), sim, steps)
+            if len(buffer):
+                buffer.get_batch(2)
+        buffers.append(buffer.state_dict())
+        helds.append(None if rank == 0 else [np.zeros((3, 2), np.float32), [np.ones((3, 3, 3), np.float32)], 3,
+                                             np.array([6, 7, 8])])  # fmt: skip
+        sims = {
+            sim: Simulation(sim, np.zeros(2), sim, 8, status="ok" if sim < 2 else "running") for sim in (rank, rank + 2)
+        }
+        for sim in sims.values():
+            sim.n_received = 8
+        ledgers.append(
+            {"simulations": sims, "ended": {"ok": 1}, "produced": 16 + rank, "discarded": {"duplicate": rank}}
+        )
+    return {"buffers": buffers, "helds": helds, "ledger": merge_ledgers(ledgers)}
+
+
+def samples(state_or_parts):
+    """(simulation, step, seen) of every sample held in buffers or waiting."""
+    found = []
+    for buffer, held in state_or_parts:
+        held_here = zip(buffer["sim_id"], buffer["step"], buffer["uses"], strict=True)
+        found += [(int(i), int(t), bool(u)) for i, t, u in held_here]
+        if held is not None:
+            waiting = zip(np.broadcast_to(held[2], len(held[3])), held[3], strict=True)
+            found += [(int(i), int(t), False) for i, t in waiting]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "firo", "reservoir"])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_a_checkpoint_split_for_another_number_of_ranks_keeps_every_unseen_sample_once(policy, world):
+    state = saved_ranks(policy)
+    parts = split(state, world, 8, n_simulations=7)
+    before = samples(zip(state["buffers"], state["helds"], strict=True))
+    after = samples((part["buffer"], part["held"]) for part in parts)
+    assert [s for s in after if not s[2]] == [s for s in before if not s[2]]  # every unseen one, once
+    assert set(after) <= set(before) and all(len(part["buffer"]["sim_id"]) <= 8 for part in parts)
+    for part in parts:  # each rank holds samples of its own simulations only
+        assert set(part["buffer"]["sim_id"].tolist()) <= set(part["ledger"]["simulations"])
+    counts = {
+        key: sum(part["buffer"]["counts"][key] for part in parts) for key in ("trained", "evicted_unseen", "draws")
+    }
+    assert counts == {key: sum(b["counts"][key] for b in state["buffers"]) for key in counts}
+    put = sum(part["buffer"]["counts"]["put"] for part in parts)
+    moved = sum(0 if part["held"] is None else len(part["held"][3]) for part in parts) - 3  # back to waiting
+    assert put == sum(b["counts"]["put"] for b in state["buffers"]) - moved
+    assert sum(part["ledger"]["produced"] for part in parts) == 33
+    assert sum(sum(part["ledger"]["ended"].values()) for part in parts) == 2
+    assert sum(part["n_simulations"] for part in parts) == 7  # 2 done, 2 running, 3 still to launch
+    assert sorted(s for part in parts for s in part["ledger"]["simulations"]) == [0, 1, 2, 3]
+
+
 class Recording:
     """A sampler that hands out fixed points and keeps what it is told; it fails on its fourth draw."""
 
@@ -133,7 +221,6 @@ def test_rank_shares_add_up_round_robin():
         ({"trainers": 3, "n_simulations": 2}, "n_simulations"),
         ({"trainers": 2, "backend": "nccl"}, "backend 'nccl'"),  # not in a CPU build; else needs device cuda
         ({"trainers": 2, "record": True}, "record"),
-        ({"trainers": 2, "checkpoint": "x.ckpt"}, "checkpoint"),
         ({"trainers": 2, "data_address": "tcp://127.0.0.1:5555"}, "data_address"),
         ({"trainers": 0}, "trainers"),
         ({"trainers": 2, "rank_timeout": 0}, "rank_timeout"),
@@ -158,21 +245,22 @@ def test_more_ranks_than_workers_with_the_resource_is_an_error_naming_it(client)
         study.run(progress=False)
 
 
-def test_a_rank_that_dies_ends_the_study_with_an_error_naming_it():
+def test_a_rank_that_dies_ends_the_study_naming_it_and_its_checkpoint_resumes(tmp_path):
+    path = tmp_path / "study.ckpt"
+    options = dict(
+        n_simulations=400,
+        capacity=64,
+        watermark=8,
+        batch_size=8,
+        chunk_steps=1,
+        seed=3,
+        checkpoint=path,
+        checkpoint_every=2,
+        rank_timeout=60,
+    )  # fmt: skip (400 simulations: runs until killed)
+    simulator = Heat2D(n=12, steps=400)
     with connect(None, n_workers=4) as client:
-        simulator = Heat2D(n=12, steps=400)
-        study = OnlineStudy(
-            simulator,
-            n_simulations=400,
-            capacity=64,
-            watermark=8,
-            batch_size=8,
-            chunk_steps=1,
-            seed=3,
-            client=client,
-            trainers=2,
-            rank_timeout=60,
-        )  # fmt: skip (runs until killed)
+        study = OnlineStudy(simulator, client=client, trainers=2, **options)
         errors = []
 
         def run():
@@ -183,20 +271,23 @@ def test_a_rank_that_dies_ends_the_study_with_an_error_naming_it():
 
         thread = threading.Thread(target=run)
         thread.start()
-        rank1 = None
-        deadline = time.monotonic() + 60
-        while rank1 is None and time.monotonic() < deadline:  # rank 1 trains once both ranks have batches
-            processing = client.processing()
-            rank1 = next((w for w, keys in processing.items() for k in keys if str(k).startswith("train-rank-1")), None)
-            time.sleep(0.5)
-        assert rank1 is not None
-        time.sleep(3)
+        deadline = time.monotonic() + 120
+        while not path.exists() and thread.is_alive() and time.monotonic() < deadline:  # both ranks trained
+            time.sleep(0.2)
+        assert path.exists(), errors
+        processing = client.processing()
+        rank1 = next((w for w, keys in processing.items() for k in keys if str(k).startswith("train-rank-1")), None)
+        assert rank1 is not None, processing
         with contextlib.suppress(Exception):
             client.run(os._exit, 1, workers=[rank1])
         thread.join(timeout=120)
         assert not thread.is_alive()
-    assert len(errors) == 1 and isinstance(errors[0], StudyError), errors
-    assert f"rank 1 (worker {rank1}) died" in str(errors[0])
+        assert len(errors) == 1 and isinstance(errors[0], StudyError), errors
+        assert f"rank 1 (worker {rank1}) died" in str(errors[0])
+        saved = pickle.loads(path.read_bytes())["trainer"]["batches"]
+        resumed = OnlineStudy(simulator, client=client, max_batches=saved + 2, **options).run(progress=False)
+    assert list(resumed.metrics.batch.values[-3:]) == [saved, saved + 1, saved + 2]
+    assert resumed.accounting["balanced"] == 1, resumed.accounting
 
 
 def test_a_rank_that_cannot_reach_the_store_fails_instead_of_waiting():

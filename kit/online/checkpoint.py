@@ -21,7 +21,7 @@ class Checkpoint:
     """The checkpoint at ``path`` and the logs ``histories`` (by name) saved beside it."""
 
     def __init__(self, path: str | os.PathLike, histories: dict[str, History]):
-        self.path, self.histories = Path(path), histories
+        self.path, self.histories = Path(path).absolute(), histories  # the same file from a rank's worker
         self._writer: threading.Thread | None = None
         self.error: BaseException | None = None
 

@@ -6,6 +6,7 @@ the sampler from every rank.
 
 from __future__ import annotations
 
+import pickle
 import threading
 
 import numpy as np
@@ -21,12 +22,15 @@ def draw(sampler, space, sim_id: int) -> tuple[np.ndarray, int]:
 
 class SamplerService:
     """Serves ``sampler`` to the ranks from a thread, on a socket bound to ``host``: numbered draws (from
-    ``next_id`` on) and told losses, as raw arrays (nothing is unpickled from the network). A sampler's error
-    on a draw goes back to the rank that asked; on told losses it is kept in ``error`` for the study to raise.
+    ``next_id`` on, the ``offered`` ones first: drawn before a checkpoint and never launched) and told
+    losses, as raw arrays (the service unpickles nothing from the network), and a snapshot for checkpoints. A
+    sampler's error on a draw goes back to the rank that asked; on told losses it is kept in ``error`` for
+    the study to raise.
     """
 
-    def __init__(self, sampler, space, host: str, next_id: int):
-        self.sampler, self.space, self.next_id = sampler, space, next_id
+    def __init__(self, sampler, space, host: str, next_id: int, offered=()):
+        self.sampler, self.space, self.next_id, self.offered = sampler, space, next_id, list(offered)
+        self.drawn: dict[int, tuple] = {}  # every draw: (simulation id, parameters, seed id) by id
         self.error: BaseException | None = None
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -58,13 +62,18 @@ class SamplerService:
                     losses = np.frombuffer(arrays[1], np.float64)
                     self.sampler.tell(np.frombuffer(arrays[0], np.float64).reshape(len(losses), -1), losses)
                     continue
-                params, seeded = draw(self.sampler, self.space, self.next_id)
-                reply = [
-                    b"ok",
-                    np.array([self.next_id, seeded], np.int64).tobytes(),
-                    params.astype(np.float64).tobytes(),
-                ]
-                self.next_id += 1
+                if kind == b"state":
+                    snapshot = (self.sampler.state_dict(), self.next_id, [*self.drawn.values(), *self.offered])
+                    self.socket.send_multipart([sender, b"ok", pickle.dumps(snapshot)])
+                    continue
+                if self.offered:
+                    sim_id, params, seeded = self.offered.pop(0)
+                else:
+                    (params, seeded), sim_id = draw(self.sampler, self.space, self.next_id), self.next_id
+                    self.next_id += 1
+                self.drawn[sim_id] = (sim_id, params, seeded)
+                ids = np.array([sim_id, seeded], np.int64).tobytes()
+                reply = [b"ok", ids, np.asarray(params, np.float64).tobytes()]
             except Exception as exc:
                 if kind == b"tell":
                     self.error = exc
@@ -96,6 +105,18 @@ class RemoteDraws:
             raise RuntimeError(f"the study's sampler failed: {frames[0].decode()}")
         sim_id, seeded = np.frombuffer(frames[0], np.int64).tolist()
         return sim_id, np.frombuffer(frames[1], np.float64).copy(), seeded
+
+    def snapshot(self) -> tuple[dict, int, list]:
+        """The sampler's state, the next simulation id and every draw (id, parameters, seed id) so far, those
+        offered and not handed out yet included."""
+        self.socket.send(b"state")
+        try:
+            status, frame = self.socket.recv_multipart()
+        except zmq.Again:
+            raise ConnectionError(f"the study's sampler at {self.address} did not answer") from None
+        if status != b"ok":
+            raise RuntimeError(f"the study's sampler failed: {frame.decode()}")
+        return pickle.loads(frame)
 
     def tell(self, params: np.ndarray, losses: np.ndarray) -> None:
         self.socket.send_multipart(

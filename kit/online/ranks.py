@@ -19,14 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.cluster import connect
+from kit.online.checkpoint import Checkpoint
 from kit.online.control import StudyError, workers_lost
 from kit.online.dataplane import default_bind, new_epoch
 from kit.online.draws import RemoteDraws, SamplerService
+from kit.online.history import History
+from kit.online.ledger import Ledger
+from kit.online.resplit import merge_ledgers, split
 
 #: Seconds between two looks at the ranks' tasks, and between two questions to the scheduler about their workers.
 WATCH_EVERY, ASK_EVERY = 0.1, 1.0
 #: Most seconds the scheduler may take to notice a dead worker after its rank's peers failed.
-NOTICE = 10.0
+NOTICE = 20.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class Group:
             raise StudyError(f"rank {rank} was started again after its worker died: the study ends")
         dist.init_process_group(rendezvous.backend, store=self.store, rank=rank, world_size=self.world, timeout=timeout)
         self._flags = torch.zeros(3)  # on the CPU: a cuda:nccl group reduces it with gloo
-        self._reported = None
+        self._reported, self._told = None, 0.0
         self._looked = 0.0  # when rank 0 last looked for the coordinator's stop
 
     def agree(self, done: bool, ready: bool) -> tuple[bool, bool, float]:
@@ -76,11 +80,18 @@ class Group:
             return True, False, 0.0
         return False, not waiting, 0.0 if done else self.world / going
 
-    def report(self, completed: int) -> None:
-        """Tell the coordinator how many of this rank's simulations completed (when it changed)."""
-        if completed != self._reported:
-            self.store.set(f"completed/{self.rank}", str(completed))
-            self._reported = completed
+    def gather(self, obj) -> list | None:
+        """Every rank's ``obj``, in rank order, on rank 0 (None elsewhere)."""
+        parts = [None] * self.world if self.rank == 0 else None
+        self.dist.gather_object(obj, parts, dst=0)
+        return parts
+
+    def report(self, completed: int, drawn: int) -> None:
+        """Tell the coordinator how many of this rank's simulations completed and samples it drew into
+        batches (at most every :data:`WATCH_EVERY` seconds, and when a simulation completed)."""
+        if completed != self._reported or time.monotonic() - self._told > WATCH_EVERY:
+            self.store.set(f"progress/{self.rank}", f"{completed} {drawn}")
+            self._reported, self._told = completed, time.monotonic()
 
     def close(self) -> None:
         if self.dist.is_initialized():
@@ -123,11 +134,15 @@ def run_ranks(study, *, progress: bool) -> list[dict]:
         store = dist.TCPStore(host, 0, is_master=True, wait_for_workers=False, timeout=timeout)
         prefix = f"{study.name}-{new_epoch()}"
         for rank in range(n):
-            store.set(f"{prefix}/completed/{rank}", "0")
-        with SamplerService(study.sampler, study.space, host, study.next_id) as service:
+            store.set(f"{prefix}/progress/{rank}", "0 0")
+        resumed = [None] * n
+        if study.checkpoint is not None and (state := study._restore()) is not None:
+            resumed = split(state, n, study.buffer.capacity, study.n_simulations)
+        with SamplerService(study.sampler, study.space, host, study.next_id, study.offered) as service:
             rendezvous = Rendezvous(host, store.port, prefix, n, study.backend, study.rank_timeout, service.address)
             futures = [
-                client.submit(train_rank, _spec(study, rank), rank, rendezvous, key=f"train-rank-{rank}-{prefix}",
+                client.submit(train_rank, _spec(study, rank, resumed[rank]), rank, rendezvous,
+                              key=f"train-rank-{rank}-{prefix}",
                               workers=[worker], allow_other_workers=False, resources=study.trainer_resources,
                               pure=False)
                 for rank, worker in enumerate(workers)
@@ -143,22 +158,26 @@ def run_ranks(study, *, progress: bool) -> list[dict]:
                         asked = time.monotonic()
                     if time.monotonic() - begun > study.rank_timeout:
                         _started(store, prefix, workers, study.rank_timeout)
-                    completed = sum(int(store.get(f"{prefix}/completed/{rank}")) for rank in range(n))
-                    bar.update(completed - bar.n)
+                    progress = [store.get(f"{prefix}/progress/{rank}").split() for rank in range(n)]
+                    bar.update(sum(int(done) for done, _ in progress) - bar.n)
+                    drawn = sum(int(count) for _, count in progress)
+                    bar.set_postfix(samples_per_s=f"{drawn / (time.monotonic() - begun):.0f}", refresh=False)
                     time.sleep(WATCH_EVERY)
                 parts = client.gather(futures)
             finally:
                 store.set(f"{prefix}/stop", "1")  # ranks still running (an error here, an interrupt) stop
+                _wait_for_ranks(client, futures)
                 bar.close()
-                study.next_id = service.next_id
+                study.next_id, study.offered = service.next_id, service.offered
     return parts
 
 
-def _spec(study, rank: int):
-    """The copy of ``study`` sent to rank ``rank``: without its client and sampler (they stay here), and
-    without the validation set but on rank 0 (which validates)."""
+def _spec(study, rank: int, resumed: dict | None):
+    """The copy of ``study`` sent to rank ``rank`` with its part of the checkpoint resumed: without its
+    client and sampler (they stay here), and without the validation set but on rank 0 (which validates)."""
     spec = copy.copy(study)
     spec.client = spec.sampler = None
+    spec.resumed = resumed
     if rank:
         spec.validation = None
     return spec
@@ -186,6 +205,17 @@ def _check(client, futures, workers) -> None:
     raise StudyError(f"training rank {rank} (worker {workers[rank]}) failed: {error!r}") from error
 
 
+def _wait_for_ranks(client, futures) -> None:
+    """Wait (up to :data:`NOTICE` seconds) until no rank runs: a failed study returns once its ranks ended (and
+    rank 0 wrote its last checkpoint), so that it can be resumed at once."""
+    keys = {future.key for future in futures}
+    deadline = time.monotonic() + NOTICE
+    while time.monotonic() < deadline:
+        if not keys & {key for running in client.processing().values() for key in running}:
+            return
+        time.sleep(WATCH_EVERY)
+
+
 def _started(store, prefix: str, workers: list[str], timeout: float) -> None:
     """Raise a :class:`StudyError` naming the ranks that did not start within ``timeout`` seconds."""
     late = [rank for rank in range(len(workers)) if not store.check([f"{prefix}/starts/{rank}"])]
@@ -203,7 +233,17 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         group = Group(rendezvous, rank)
         draws = RemoteDraws(rendezvous.sampler, rendezvous.timeout)
         study.group, study.sampler, study.client = group, draws, get_client()
-        study.n_simulations = share(study.n_simulations, rank, group.world)
+        logs = {"metrics": study.metrics, "checks": study.checks, "arrivals": study.ledger.arrivals}  # as restored
+        last = logs["metrics"].last()
+        study.seconds_before = last["seconds"] if last else 0.0  # the study's clock goes on
+        study.metrics, study.ledger = History(study.metrics.columns), Ledger()  # this rank's, from now on
+        if study.checkpoint is not None:  # rank 0 writes the checkpoint, with the ranks' logs merged
+            study.checkpoint, study.merged = Checkpoint(study.checkpoint.path, logs), logs
+        if study.resumed is None:
+            study.n_simulations = share(study.n_simulations, rank, group.world)
+        else:
+            study._take(study.resumed)
+            study.n_simulations = study.resumed["n_simulations"]
         study.buffer.reseed(study._buffer_seed.spawn(group.world)[rank])
         study.trainer.to(study.device)
         study.trainer.distribute()
@@ -213,6 +253,8 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         if rank == 0:
             study.trainer.to("cpu")
             trainer = study.trainer.state_dict()
+            if study.checkpoint is not None:
+                study.checkpoint.wait()
         return {"ledger": study.ledger, "metrics": study.metrics, "checks": study.checks,
                 "buffer": study.buffer.metrics(), "run_stats": study.run_stats, "trainer": trainer}  # fmt: skip
     finally:
@@ -230,8 +272,7 @@ def check_ranks(study, *, record: bool) -> None:
     n = study.trainers
     if study.n_simulations < n:
         raise ValueError(f"n_simulations ({study.n_simulations}) must be at least trainers ({n}): each rank needs some")
-    for name, given in (("sensitivity", study.sensitivity is not None), ("checkpoint", study.checkpoint is not None),
-                        ("record", record)):  # fmt: skip
+    for name, given in (("sensitivity", study.sensitivity is not None), ("record", record)):
         if given:
             raise ValueError(f"{name} is not available with trainers > 1 yet: pass trainers=1 to use it")
     address = study.data_address
@@ -263,25 +304,66 @@ _SUMMED = ("produced", "consumed", "trained", "pending")
 _AVERAGED = ("loss", "occupancy", "age_mean")
 
 
+def summed(rows: list[np.ndarray], columns: tuple) -> np.ndarray:
+    """The ranks' metric rows ``(batch, column)`` (as many each: the ranks step together) added up."""
+    rows = np.stack(rows)
+    total = rows.max(axis=0)
+    for name in _SUMMED:
+        total[:, columns.index(name)] = rows[:, :, columns.index(name)].sum(axis=0)
+    for name in _AVERAGED:  # a rank done before the others has no loss (NaN) in its last steps
+        total[:, columns.index(name)] = np.nanmean(rows[:, :, columns.index(name)], axis=0)
+    return total
+
+
+def save_checkpoint(study) -> None:
+    """Every rank's part of the checkpoint at this batch, gathered by rank 0 and written there with the model,
+    the sampler's snapshot, the draws not launched yet and the ranks' logs merged."""
+    with study.intake.lock:  # a consistent snapshot of what the receiver also changes
+        part = {"buffer": study.buffer.state_dict(), "ledger": study.ledger.state(),
+                "held": copy.deepcopy(study.intake.held), "metrics": study.metrics.unsaved(),
+                "arrivals": study.ledger.arrivals.unsaved(), "epoch": study.epochs[-1]}  # fmt: skip
+        study.metrics.mark_saved(len(study.metrics))
+        study.ledger.arrivals.mark_saved(len(study.ledger.arrivals))
+    parts = study.group.gather(part)
+    if parts is None:
+        return
+    sampler, next_id, drawn = study.sampler.snapshot()
+    ledger = merge_ledgers([p["ledger"] for p in parts])
+    study.merged["metrics"].extend(summed([p["metrics"] for p in parts], study.metrics.columns))
+    study.merged["arrivals"].extend(np.concatenate([p["arrivals"] for p in parts]))
+    study.checkpoint.save({
+        "fingerprint": study._fingerprint(), "trainer": _on_cpu(study.trainer.state_dict()), "sampler": sampler,
+        "next_id": next_id, "offered": [d for d in drawn if d[0] not in ledger["simulations"]],
+        "epochs": [*study.epochs[:-1], *(p["epoch"] for p in parts)], "ledger": ledger,
+        "buffers": [p["buffer"] for p in parts], "helds": [p["held"] for p in parts], "sensitivity": None,
+    })  # fmt: skip
+
+
+def _on_cpu(state):
+    """A copy of a state dict with its tensors on the CPU."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {key: _on_cpu(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_on_cpu(value) for value in state)
+    return copy.deepcopy(state)
+
+
 def merge(study, parts: list[dict]) -> None:
     """Put what the ranks returned into ``study``: the trained model, one ledger, metrics added up over the
     ranks at each batch (``study.rank_metrics`` keeps each rank's), rank 0's validation checks."""
     study.trainer.load_state_dict(parts[0]["trainer"])
-    ledger = study.ledger
+    study.ledger = ledger = Ledger(arrivals=study.ledger.arrivals)  # the log of a resumed study goes on
     for part in parts:
         ledger.simulations.update(part["ledger"].simulations)
         ledger.ended.update(part["ledger"].ended)
         ledger.discarded.update(part["ledger"].discarded)
         ledger.produced += part["ledger"].produced
         ledger.arrivals.extend(part["ledger"].arrivals.rows())
-    rows = np.stack([part["metrics"].rows() for part in parts])  # (rank, batch, column): the ranks step together
-    columns = study.metrics.columns
-    total = rows.max(axis=0)
-    for name in _SUMMED:
-        total[:, columns.index(name)] = rows[:, :, columns.index(name)].sum(axis=0)
-    for name in _AVERAGED:  # a rank done before the others has no loss (NaN) in its last steps
-        total[:, columns.index(name)] = np.nanmean(rows[:, :, columns.index(name)], axis=0)
-    study.metrics.extend(total)
+    study.metrics.extend(summed([part["metrics"].rows() for part in parts], study.metrics.columns))
     study.checks = parts[0]["checks"]
     study.rank_metrics = [part["metrics"] for part in parts]
     study.buffer_metrics = {key: sum(part["buffer"][key] for part in parts) for key in ("trained", "evicted_unseen")}

@@ -28,7 +28,8 @@ from kit.online.history import History
 from kit.online.intake import Intake
 from kit.online.ledger import Ledger, Simulation
 from kit.online.producer import stop_event_name
-from kit.online.ranks import check_ranks, merge, run_ranks
+from kit.online.ranks import check_ranks, merge, run_ranks, save_checkpoint
+from kit.online.resplit import split
 from kit.online.results import StudyResult
 from kit.online.surrogates import make_surrogate
 from kit.online.timeline import Timeline
@@ -98,7 +99,8 @@ class OnlineStudy:
         (``discarded_groups``) and the replacement starts the next one, which stays incomplete.
     checkpoint, checkpoint_every
         File to checkpoint to every ``checkpoint_every`` batches (written in the background; its logs go to
-        files beside it); an existing one is resumed, on a cluster of any size.
+        files beside it); an existing one is resumed, on a cluster of any size and with any number of
+        ``trainers`` (its samples and simulations split again: :mod:`kit.online.resplit`).
     client, n_workers, connect_timeout
         None (a ``LocalCluster`` of ``n_workers`` processes), a scheduler address (an error after
         ``connect_timeout`` seconds when none answers), or a ``Client``.
@@ -117,7 +119,8 @@ class OnlineStudy:
         CPU, nccl on CUDA), so the global batch is ``trainers * batch_size``, until every rank's share is
         done (a rank done first takes its part in the steps with an empty batch). A rank waits
         ``rank_timeout`` seconds for the others (rank 0's validation included) before it fails.
-        ``in_flight``, ``retries`` and ``max_failures`` apply to each rank. Which rank launches which
+        ``in_flight``, ``retries`` and ``max_failures`` apply to each rank, and each rank's buffer draws from a
+        random stream of its own (a buffer object given is reseeded). Which rank launches which
         simulation depends on timing (simulation ``i`` still gets the sampler's ``i``-th point and seed).
 
     After :meth:`run`, ``run_stats`` says what the data plane did: ``messages`` received, ``rejected``
@@ -197,6 +200,7 @@ class OnlineStudy:
         self.batches_per_simulation = batches_per_simulation
         self.simulator, self.space = simulator, simulator.space
         self.n_simulations, self.batch_size, self.max_batches = n_simulations, batch_size, max_batches
+        self.total_simulations = n_simulations  # the study's (n_simulations is a rank's share on a rank)
         self.in_flight, self.chunk_steps, self.queue_size = in_flight, chunk_steps, queue_size
         self.retries, self.timeout, self.send_timeout = retries, float(timeout), float(send_timeout)
         self.data_address = data_address
@@ -233,6 +237,9 @@ class OnlineStudy:
             )
         )
         self.next_id = 0
+        self.offered: list = []  # (simulation id, parameters, seed id) drawn and never launched, from a checkpoint
+        self.resumed = None  # a rank's part of the checkpoint, given by the study's process
+        self.seconds_before = 0.0  # the study's clock where a rank's run starts (a resumed study's)
         self.epochs: list[str] = []  # stop events of earlier runs (a killed study's orphaned simulations)
         self.held = None  # a chunk's steps received but not yet stored, restored from a checkpoint
         self._staging = None  # host arrays batches are gathered into (pinned for a CUDA trainer)
@@ -298,7 +305,7 @@ class OnlineStudy:
             )  # fmt: skip
             # Clock from the first launch (cluster start-up excluded), continued across a resume.
             last = self.metrics.last()
-            self.started = time.perf_counter() - (last["seconds"] if last else 0.0)
+            self.started = time.perf_counter() - (last["seconds"] if last else self.seconds_before)
             cpu, loop_cpu = time.process_time(), time.thread_time()
             receiver.start()
             for sim in list(self.ledger.running.values()):
@@ -311,7 +318,9 @@ class OnlineStudy:
                     done, ready, weight = self._finished(), self._ready(), 1.0
                     if self.group is not None:  # the ranks step together, until all are done
                         done, ready, weight = self.group.agree(done, ready)
-                        self.group.report(self._completed())
+                        with intake.lock:
+                            drawn = self.buffer.metrics()["draws"]
+                        self.group.report(self._completed(), drawn)
                     if done:
                         break
                     if receiver.error is not None:
@@ -371,6 +380,8 @@ class OnlineStudy:
         while self._streaming() < self.in_flight and self._completed() + len(self.ledger.running) < self.n_simulations:
             if isinstance(self.sampler, RemoteDraws):  # a rank: the study's sampler numbers the draws
                 sim_id, params, seeded = self.sampler.draw()
+            elif self.offered:  # drawn before a checkpoint by ranks, not launched by then
+                sim_id, params, seeded = self.offered.pop(0)
             else:
                 sim_id, (params, seeded) = self.next_id, draw(self.sampler, self.space, self.next_id)
                 self.next_id += 1
@@ -408,7 +419,7 @@ class OnlineStudy:
             shapes = (self.space.dim + 1,), (len(self.simulator.y), len(self.simulator.x))
             self.trainer.step(*(np.zeros((1, *shape), np.float32) for shape in shapes), weight=0.0)
             self._record(float("nan"))
-            return False
+            return True
         begun = time.time()
         with self.intake.lock:
             if self._staging is None:
@@ -470,7 +481,7 @@ class OnlineStudy:
             "space": self.space.to_salib(),
             "buffer": f"{type(self.buffer).__name__}({self.buffer.capacity})",
             "model": type(self.trainer.model).__name__,
-            "n_simulations": self.n_simulations,
+            "n_simulations": self.total_simulations,
             "batch_size": self.batch_size,
             "seed": self.seed,
             "sensitivity": None
@@ -480,6 +491,9 @@ class OnlineStudy:
 
     def _maybe_checkpoint(self) -> None:
         if self.checkpoint is None or self.trainer.batches % self.checkpoint_every:
+            return
+        if self.group is not None:  # every rank's part, written by rank 0
+            save_checkpoint(self)
             return
         if self.checkpoint.busy():  # the last one is still being written: training does not wait for it
             log.debug("checkpoint at batch %d skipped: the previous one is still being written", self.trainer.batches)
@@ -496,25 +510,45 @@ class OnlineStudy:
             trainer=copy.deepcopy(self.trainer.state_dict()),
             sampler=copy.deepcopy(self.sampler.state_dict()),
             next_id=self.next_id,
+            offered=list(self.offered),
             epochs=list(self.epochs),
         )
         self.checkpoint.save(state)
 
     def _resume(self) -> None:
-        if self.checkpoint is None:
+        """Resume from the checkpoint, written by this study or by ranks (their samples in one buffer); ranks
+        get their part from the study's process instead."""
+        if self.checkpoint is None or self.group is not None:
             return
+        state = self._restore()
+        if state is not None:
+            (part,) = split(state, 1, self.buffer.capacity, self.n_simulations)
+            self._take(part)
+
+    def _restore(self) -> dict | None:
+        """Load the checkpoint and restore what is not split between ranks: the model and optimizer, the
+        sampler and its draws, the logs, the epochs; the state, or None without a checkpoint."""
         state = self.checkpoint.load()
         if state is None:
-            return
+            return None
         if state.get("fingerprint") != self._fingerprint():
             raise ValueError(
                 f"checkpoint {str(self.checkpoint.path)!r} belongs to another study: saved {state.get('fingerprint')}, "
                 f"this study is {self._fingerprint()}; pass a new checkpoint path or delete the file"
             )
         self.trainer.load_state_dict(state["trainer"])
-        self.buffer.load_state_dict(state["buffer"])
         self.sampler.load_state_dict(state["sampler"])
-        saved = state["ledger"]
+        self.next_id, self.epochs, self.offered = state["next_id"], state["epochs"], list(state.get("offered", ()))
+        if self.sensitivity is not None:
+            self.sensitivity.load_state_dict(state["sensitivity"])
+        log.info("resumed %s at batch %d", self.checkpoint.path, self.trainer.batches)
+        return state
+
+    def _take(self, part: dict) -> None:
+        """This study's (or rank's) part of a checkpoint (:func:`kit.online.resplit.split`)."""
+        self.buffer.load_state_dict(part["buffer"])
+        self.held = part["held"]
+        saved = part["ledger"]
         self.ledger.simulations = saved["simulations"]
         self.ledger.running = {i: s for i, s in saved["simulations"].items() if s.status == "running"}
         self.ledger.ended, self.ledger.produced, self.ledger.discarded = (
@@ -522,12 +556,8 @@ class OnlineStudy:
             saved["produced"],
             saved["discarded"],
         )
-        self.next_id, self.epochs, self.held = state["next_id"], state["epochs"], state["held"]
-        if self.sensitivity is not None:
-            self.sensitivity.load_state_dict(state["sensitivity"])
         for sim in self.ledger.running.values():
             sim.reasons.append("resumed from checkpoint")
-        log.info("resumed %s at batch %d", self.checkpoint.path, self.trainer.batches)
 
     def result(self) -> StudyResult:
         config = {**self._fingerprint(), "sampler": type(self.sampler).__name__}

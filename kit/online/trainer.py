@@ -98,6 +98,11 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} is not available here (torch sees no CUDA device); use 'cpu'")
         self.model.to(self.device)
+        if hasattr(self, "optimizer"):  # a resumed optimizer's moments follow their parameters
+            for state in self.optimizer.state.values():
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor):  # fused Adam keeps its step count on the device too
+                        state[key] = value.to(self.device)
 
     def host_arrays(self, n: int, x_shape: tuple, y_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
         """Float32 host arrays for ``n`` inputs and targets to gather batches into: pinned memory when
