@@ -17,7 +17,7 @@ from kit.cluster import connect
 from kit.online import OnlineStudy, StudyError, make_buffer
 from kit.online.draws import RemoteDraws, SamplerService
 from kit.online.ledger import Simulation
-from kit.online.ranks import Group, Rendezvous, share
+from kit.online.ranks import Group, Rendezvous, share, usual_malloc
 from kit.online.resplit import merge_ledgers, split
 from kit.online.trainer import Trainer, seeded_model
 from kit.sampling import lhs, sobol
@@ -208,6 +208,10 @@ def test_ranks_draw_numbered_points_from_one_sampler_and_tell_it_their_losses():
     np.testing.assert_array_equal(params, expected[:2])
     np.testing.assert_array_equal(losses, [0.5, 0.25])
     assert service.next_id == 10 and service.error is None
+
+
+def test_a_rank_sets_glibc_malloc_thresholds_back_in_its_worker(client):
+    assert client.submit(usual_malloc, pure=False).result() is True  # glibc here: mallopt succeeds
 
 
 def test_rank_shares_add_up_round_robin():
