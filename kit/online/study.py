@@ -63,7 +63,8 @@ class OnlineStudy:
         array ``(n, d)`` of parameter points used in order.
     model
         ``"mlp"``, ``"conv"``, a ``torch.nn.Module`` mapping ``(b, d + 1)`` to ``(b, ny, nx)``, or a
-        :class:`~kit.online.trainer.Trainer` of one (its own optimizer and device: ``lr`` and ``device`` unused).
+        :class:`~kit.online.trainer.Trainer` of one (its own optimizer and device: ``lr`` and ``device`` unused;
+        with several ``trainers`` its ``step`` takes a ``weight``).
     buffer, capacity, watermark
         Buffer policy (``"fifo"``, ``"firo"``, ``"reservoir"``) or a buffer object, its size and the
         number of samples held before training starts.
@@ -427,9 +428,11 @@ class OnlineStudy:
             batch = self.buffer.get_batch(self.batch_size, out=self._staging)
             self.intake.lock.notify_all()  # room in the buffer
         y = self.encoding.targets(batch.y, out=batch.y)  # in place: the batch is a copy
-        losses = self.trainer.step(batch.x, y, weight=weight)
+        # a trainer of one's own needs ``step(x, y, weight)`` only for several ranks
+        losses = self.trainer.step(batch.x, y) if weight == 1 else self.trainer.step(batch.x, y, weight=weight)
         if self.timeline is not None:
-            self.timeline.batch(self.trainer.batches, begun, time.time())
+            with self.intake.lock:  # the receiving thread notes chunks in it
+                self.timeline.batch(self.trainer.batches, begun, time.time())
         params = np.stack([self.ledger.simulations[int(i)].params for i in batch.sim_id])
         self.sampler.tell(params, losses)
         self._record(float(losses.mean()))
