@@ -17,8 +17,8 @@ from kit.cluster import connect
 from kit.online import OnlineStudy, StudyError, make_buffer
 from kit.online.draws import RemoteDraws, SamplerService
 from kit.online.ledger import Simulation
-from kit.online.ranks import Group, Rendezvous, share, usual_malloc
-from kit.online.resplit import merge_ledgers, split
+from kit.online.ranks import Group, Rendezvous, usual_malloc
+from kit.online.resplit import merge_ledgers, share, split
 from kit.online.trainer import Trainer, seeded_model
 from kit.sampling import lhs, sobol
 from kit.simulators import Heat2D

@@ -25,7 +25,7 @@ from kit.online.dataplane import default_bind, new_epoch
 from kit.online.draws import RemoteDraws, SamplerService
 from kit.online.history import History
 from kit.online.ledger import Ledger
-from kit.online.resplit import merge_ledgers, split
+from kit.online.resplit import merge_ledgers, share, split
 
 #: Seconds between two looks at the ranks' tasks, and between two questions to the scheduler about their workers.
 WATCH_EVERY, ASK_EVERY = 0.1, 1.0
@@ -96,11 +96,6 @@ class Group:
     def close(self) -> None:
         if self.dist.is_initialized():
             self.dist.destroy_process_group()
-
-
-def share(n: int, rank: int, world: int) -> int:
-    """Rank ``rank``'s share of ``n`` simulations (round robin: the first ``n % world`` ranks get one more)."""
-    return n // world + (rank < n % world)
 
 
 def choose_workers(client, n: int, resources: dict | None) -> list[str]:

@@ -56,12 +56,10 @@ def split(state: dict, world: int, capacity: int, n_simulations: int) -> list[di
                     "uses": pool["uses"][kept],
                     "birth": pool["birth"][kept],
                     "clock": max(b["clock"] for b in buffers),
-                },  # fmt: skip
+                },
                 "held": held,
                 "ledger": ledgers[rank],
-                "n_simulations": _claimed(ledgers[rank])
-                + max(0, remaining) // world
-                + (rank < max(0, remaining) % world),
+                "n_simulations": _claimed(ledgers[rank]) + share(max(0, remaining), rank, world),
             }
         )
     for rank, part in enumerate(parts):
@@ -69,6 +67,11 @@ def split(state: dict, world: int, capacity: int, n_simulations: int) -> list[di
         part["buffer"]["removed"] = removed if rank == 0 else np.zeros(0, np.int64)
         part["buffer"]["capacity"] = capacity
     return parts
+
+
+def share(n: int, rank: int, world: int) -> int:
+    """Rank ``rank``'s share of ``n`` simulations (round robin: the first ``n % world`` ranks get one more)."""
+    return n // world + (rank < n % world)
 
 
 def merge_ledgers(states: list[dict]) -> dict:
