@@ -189,6 +189,9 @@ class Recording:
     def tell(self, params, losses):
         self.told.append((params.copy(), losses.copy()))
 
+    def state_dict(self):
+        return {"left": len(self.points)}
+
 
 def test_ranks_draw_numbered_points_from_one_sampler_and_tell_it_their_losses():
     space = Heat2D(n=8, steps=4).space
@@ -208,6 +211,23 @@ def test_ranks_draw_numbered_points_from_one_sampler_and_tell_it_their_losses():
     np.testing.assert_array_equal(params, expected[:2])
     np.testing.assert_array_equal(losses, [0.5, 0.25])
     assert service.next_id == 10 and service.error is None
+
+
+def test_draws_not_launched_by_a_checkpoint_are_offered_first_and_kept_in_snapshots_until_handed_out():
+    space = Heat2D(n=8, steps=4).space
+    sampler = Recording(space)
+    left = (4, np.full(5, 300.0), 4)  # drawn before a checkpoint, launched by no rank
+    with SamplerService(sampler, space, "127.0.0.1", next_id=5, offered=[left]) as service:
+        rank = RemoteDraws(service.address, timeout=10)
+        state, _, before = rank.snapshot()
+        first, second = rank.draw(), rank.draw()
+        _, next_id, fresh = rank.snapshot()
+        _, _, after = rank.snapshot()
+        rank.close()
+    assert state == {"left": 3} and [d[0] for d in before] == [4]  # not handed out yet: in every snapshot
+    assert first[0] == 4 and first[2] == 4 and np.array_equal(first[1], left[1])
+    assert second[0] == 5 and next_id == 6
+    assert [d[0] for d in fresh] == [4, 5] and after == []  # each draw once, in the snapshot after it
 
 
 def test_a_rank_sets_glibc_malloc_thresholds_back_in_its_worker(client):

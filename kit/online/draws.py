@@ -30,7 +30,7 @@ class SamplerService:
 
     def __init__(self, sampler, space, host: str, next_id: int, offered=()):
         self.sampler, self.space, self.next_id, self.offered = sampler, space, next_id, list(offered)
-        self.drawn: dict[int, tuple] = {}  # every draw: (simulation id, parameters, seed id) by id
+        self.fresh: list[tuple] = []  # (simulation id, parameters, seed id) drawn since the last snapshot
         self.error: BaseException | None = None
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -63,15 +63,16 @@ class SamplerService:
                     self.sampler.tell(np.frombuffer(arrays[0], np.float64).reshape(len(losses), -1), losses)
                     continue
                 if kind == b"state":
-                    snapshot = (self.sampler.state_dict(), self.next_id, [*self.drawn.values(), *self.offered])
+                    snapshot = (self.sampler.state_dict(), self.next_id, [*self.fresh, *self.offered])
                     self.socket.send_multipart([sender, b"ok", pickle.dumps(snapshot)])
+                    self.fresh = []
                     continue
                 if self.offered:
                     sim_id, params, seeded = self.offered.pop(0)
                 else:
                     (params, seeded), sim_id = draw(self.sampler, self.space, self.next_id), self.next_id
                     self.next_id += 1
-                self.drawn[sim_id] = (sim_id, params, seeded)
+                self.fresh.append((sim_id, params, seeded))
                 ids = np.array([sim_id, seeded], np.int64).tobytes()
                 reply = [b"ok", ids, np.asarray(params, np.float64).tobytes()]
             except Exception as exc:
@@ -107,8 +108,8 @@ class RemoteDraws:
         return sim_id, np.frombuffer(frames[1], np.float64).copy(), seeded
 
     def snapshot(self) -> tuple[dict, int, list]:
-        """The sampler's state, the next simulation id and every draw (id, parameters, seed id) so far, those
-        offered and not handed out yet included."""
+        """The sampler's state, the next simulation id, and the draws (id, parameters, seed id) since the last
+        snapshot with those offered and not handed out yet."""
         self.socket.send(b"state")
         try:
             status, frame = self.socket.recv_multipart()

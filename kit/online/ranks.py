@@ -234,7 +234,7 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         study.seconds_before = last["seconds"] if last else 0.0  # the study's clock goes on
         study.metrics, study.ledger = History(study.metrics.columns), Ledger()  # this rank's, from now on
         if study.checkpoint is not None:  # rank 0 writes the checkpoint, with the ranks' logs merged
-            study.checkpoint, study.merged = Checkpoint(study.checkpoint.path, logs), logs
+            study.checkpoint, study.merged, study.unlaunched = Checkpoint(study.checkpoint.path, logs), logs, []
         if study.resumed is None:
             study.n_simulations = share(study.n_simulations, rank, group.world)
         else:
@@ -339,13 +339,16 @@ def save_checkpoint(study) -> None:
     parts = study.group.gather(part)
     if parts is None:
         return
-    sampler, next_id, drawn = study.sampler.snapshot()
+    sampler, next_id, draws = study.sampler.snapshot()
     ledger = merge_ledgers([p["ledger"] for p in parts])
+    # draws no rank had launched by its snapshot: kept until one did, launched first on resume
+    unlaunched = {d[0]: d for d in [*study.unlaunched, *draws] if d[0] not in ledger["simulations"]}
+    study.unlaunched = list(unlaunched.values())
     study.merged["metrics"].extend(summed([p["metrics"] for p in parts], study.metrics.columns))
     study.merged["arrivals"].extend(np.concatenate([p["arrivals"] for p in parts]))
     study.checkpoint.save({
         "fingerprint": study._fingerprint(), "trainer": _on_cpu(study.trainer.state_dict()), "sampler": sampler,
-        "next_id": next_id, "offered": [d for d in drawn if d[0] not in ledger["simulations"]],
+        "next_id": next_id, "offered": study.unlaunched,
         "epochs": [*study.epochs[:-1], *(p["epoch"] for p in parts)], "ledger": ledger,
         "buffers": [p["buffer"] for p in parts], "helds": [p["held"] for p in parts], "sensitivity": None,
     })  # fmt: skip

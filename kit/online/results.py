@@ -57,7 +57,8 @@ class StudyResult:
     @property
     def ranks(self) -> xr.Dataset:
         """Per training rank and batch: samples produced, drawn into batches (``consumed``) and trained, and
-        their rates (one rank without ``trainers``); summed over ``rank``, the study's."""
+        their rates (one rank without ``trainers``; a resumed study's ranks from the resume on); summed over
+        ``rank``, the study's."""
         rows = self.rank_metrics or [self.rows]
         data = xr.Dataset(
             {
