@@ -20,11 +20,15 @@ def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
     ``client`` is None (start a ``LocalCluster`` of ``n_workers`` single-threaded processes, closed on
     exit), a scheduler address such as ``"tcp://10.0.0.5:8786"`` (from dask-jobqueue, dask-kubernetes or
     ``dask scheduler``), or an existing ``Client`` (used as is, left open). An unreachable address is a
-    ``ConnectionError`` after ``timeout`` seconds.
+    ``ConnectionError`` after ``timeout`` seconds. Its workers get glibc's usual malloc thresholds
+    (:mod:`kit.workers`).
     """
     from distributed import Client, LocalCluster
 
+    from kit.workers import UsualMalloc
+
     if isinstance(client, Client):
+        client.register_plugin(UsualMalloc())
         yield client
         return
     if client is None:
@@ -40,6 +44,7 @@ def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
             ) as cluster,
             Client(cluster) as owned,
         ):
+            owned.register_plugin(UsualMalloc())
             try:
                 yield owned
             finally:
@@ -55,6 +60,7 @@ def connect(client=None, *, n_workers: int = 2, timeout: float = 10.0):
             "'dask scheduler' (and 'dask worker <address>'), or pass client=None for a LocalCluster"
         ) from exc
     with owned:
+        owned.register_plugin(UsualMalloc())
         yield owned
 
 

@@ -17,7 +17,7 @@ from kit.cluster import connect
 from kit.online import OnlineStudy, StudyError, make_buffer
 from kit.online.draws import RemoteDraws, SamplerService
 from kit.online.ledger import Simulation
-from kit.online.ranks import Group, Rendezvous, usual_malloc
+from kit.online.ranks import Group, Rendezvous
 from kit.online.resplit import merge_ledgers, share, split
 from kit.online.trainer import Trainer, seeded_model
 from kit.sampling import lhs, sobol
@@ -228,10 +228,6 @@ def test_draws_not_launched_by_a_checkpoint_are_offered_first_and_kept_in_snapsh
     assert first[0] == 4 and first[2] == 4 and np.array_equal(first[1], left[1])
     assert second[0] == 5 and next_id == 6
     assert [d[0] for d in fresh] == [4, 5] and after == []  # each draw once, in the snapshot after it
-
-
-def test_a_rank_sets_glibc_malloc_thresholds_back_in_its_worker(client):
-    assert client.submit(usual_malloc, pure=False).result() is True  # glibc here: mallopt succeeds
 
 
 def test_rank_shares_add_up_round_robin():

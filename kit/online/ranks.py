@@ -223,7 +223,6 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
     """The task of rank ``rank``: join the group, run the study's loop on this rank's share, return its part."""
     from distributed import get_client
 
-    usual_malloc()
     group = draws = None
     try:
         group = Group(rendezvous, rank)
@@ -258,22 +257,6 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
             draws.close()
         if group is not None:
             group.close()
-
-
-def usual_malloc() -> bool:
-    """Give this process glibc's usual thresholds for returning memory to the system (what its dynamic
-    thresholds settle at: 32 MiB for mmap, twice that for trimming). A dask nanny starts its workers with
-    ``MALLOC_TRIM_THRESHOLD_=65536``, which also turns the dynamic mmap threshold off: every tensor over 128 KiB
-    is then mapped and unmapped at each step, and a training step took 1.8 times the CPU (measured on the
-    conv surrogate, 80-85 against 45-48 ms). False where there is no glibc ``mallopt``."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return bool(libc.mallopt(-3, 32 << 20)) and bool(libc.mallopt(-1, 64 << 20))  # M_MMAP_, M_TRIM_THRESHOLD
-    except (OSError, AttributeError, TypeError):
-        return False
 
 
 def check_ranks(study, *, record: bool) -> None:
