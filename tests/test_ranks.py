@@ -277,7 +277,7 @@ def test_a_rank_that_dies_ends_the_study_naming_it_and_its_checkpoint_resumes(tm
         checkpoint=path,
         checkpoint_every=2,
         rank_timeout=60,
-    )  # fmt: skip (400 simulations: runs until killed)
+    )  # 400 simulations: it runs until killed
     simulator = Heat2D(n=12, steps=400)
     with connect(None, n_workers=4) as client:
         study = OnlineStudy(simulator, client=client, trainers=2, **options)
