@@ -654,3 +654,9 @@ def test_a_study_records_its_own_trace_of_chunks_and_batches(client, tmp_path):
     assert np.isfinite(float(check.makespan_error))
     with pytest.raises(ValueError, match="record=True"):
         small_study(sim, client, n_simulations=1).run(progress=False).trace()
+
+
+def test_a_study_not_run_yet_has_empty_results():
+    result = OnlineStudy(Heat2D(n=8, steps=4), n_simulations=2).result()
+    assert result.simulations.sizes == {"simulation": 0, "parameter": 5}
+    assert result.to_dataset().sizes["simulation"] == 0 and result.accounting["balanced"] == 1

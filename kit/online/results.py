@@ -88,7 +88,10 @@ class StudyResult:
         sims = sorted(self.ledger.simulations.values(), key=lambda s: s.sim_id)
         return xr.Dataset(
             {
-                "params": (("simulation", "parameter"), np.array([s.params for s in sims]).reshape(len(sims), -1)),
+                "params": (
+                    ("simulation", "parameter"),
+                    np.array([s.params for s in sims]).reshape(len(sims), self.space.dim),
+                ),
                 "status": ("simulation", [s.status for s in sims]),
                 "seed": ("simulation", np.array([s.seed for s in sims], dtype=np.uint64)),
                 "attempts": ("simulation", [s.attempts for s in sims]),
