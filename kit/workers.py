@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -19,8 +20,10 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 USUAL = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 64 << 20}
 
 
+@functools.cache
 def usual_malloc() -> bool:
-    """Set this process's malloc thresholds to glibc's usual ones; False where there is no glibc ``mallopt``."""
+    """Set this process's malloc thresholds to glibc's usual ones (once: a plugin registered again finds them
+    set); False where there is no glibc ``mallopt``."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         return all(libc.mallopt(parameter, value) == 1 for parameter, value in USUAL.items())

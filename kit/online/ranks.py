@@ -86,11 +86,12 @@ class Group:
         self.dist.gather_object(obj, parts, dst=0)
         return parts
 
-    def report(self, completed: int, drawn: int) -> None:
+    def report(self, completed: int, drawn) -> None:
         """Tell the coordinator how many of this rank's simulations completed and samples it drew into
-        batches (at most every :data:`WATCH_EVERY` seconds, and when a simulation completed)."""
+        batches (``drawn()``, asked only then: at most every :data:`WATCH_EVERY` seconds, and when a
+        simulation completed)."""
         if completed != self._reported or time.monotonic() - self._told > WATCH_EVERY:
-            self.store.set(f"progress/{self.rank}", f"{completed} {drawn}")
+            self.store.set(f"progress/{self.rank}", f"{completed} {drawn()}")
             self._reported, self._told = completed, time.monotonic()
 
     def close(self) -> None:
@@ -244,12 +245,7 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         study.trainer.distribute()
         study.name = f"{study.name}-rank-{rank}"
         study.run(progress=False)
-        trainer = None
-        if rank == 0:
-            study.trainer.to("cpu")
-            trainer = study.trainer.state_dict()
-            if study.checkpoint is not None:
-                study.checkpoint.wait()
+        trainer = _on_cpu(study.trainer.state_dict()) if rank == 0 else None
         return {"ledger": study.ledger, "metrics": study.metrics, "checks": study.checks,
                 "buffer": study.buffer.metrics(), "run_stats": study.run_stats, "trainer": trainer}  # fmt: skip
     finally:

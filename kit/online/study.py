@@ -319,9 +319,7 @@ class OnlineStudy:
                     done, ready, weight = self._finished(), self._ready(), 1.0
                     if self.group is not None:  # the ranks step together, until all are done
                         done, ready, weight = self.group.agree(done, ready)
-                        with intake.lock:
-                            drawn = self.buffer.metrics()["draws"]
-                        self.group.report(self._completed(), drawn)
+                        self.group.report(self._completed(), self._drawn)
                     if done:
                         break
                     if receiver.error is not None:
@@ -406,6 +404,11 @@ class OnlineStudy:
             self.sensitivity.discard(sim.sim_id)  # its pick-freeze group cannot complete
 
     # -- training ---------------------------------------------------------------------------------------
+    def _drawn(self) -> int:
+        """Samples drawn into batches so far."""
+        with self.intake.lock:
+            return self.buffer.metrics()["draws"]
+
     def _ready(self) -> bool:
         """Whether a batch can be trained now."""
         if self.max_batches is not None and self.trainer.batches >= self.max_batches:
