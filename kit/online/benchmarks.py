@@ -180,6 +180,10 @@ def _kit_run(simulator, params, chunk_steps: int, workers: int, client, seed: in
             "worker_cpu": worker_cpu, "wall": wall}  # fmt: skip
 
 
+#: The data-plane benchmark's runs: the kit, the kit with shared memory off, a bare PUSH/PULL.
+RUNS = ("kit", "kit_tcp", "bare")
+
+
 def data_plane(
     producers=(1, 2, 4, 8, 16, 32), *, n: int = 100, messages: int = 20_000, repeats: int = 3, progress: bool = True
 ) -> xr.Dataset:
@@ -188,18 +192,19 @@ def data_plane(
     that draws batches and trains nothing (:class:`DrawOnly`), against a bare pyzmq PUSH/PULL of the same
     bytes between the same processes, alternated, ``repeats`` times.
 
-    Dims ``producers, repeat``: ``kit_chunks_per_second``, ``bare_chunks_per_second``,
-    ``kit_receive_cost`` and ``bare_receive_cost`` (CPU seconds per message of the receiving thread),
-    ``kit_cpu_per_chunk`` and ``bare_cpu_per_chunk`` (CPU seconds per message of every process: the study
-    or bare receiver and the producers).
-    Medians over repeats: ``chunks_per_second``, ``bytes_per_second``, ``data_plane_ratio`` (kit / bare) and
-    ``receive_cost_per_chunk`` (CPU seconds per chunk of the study's receiving thread, which stores each
-    chunk in the buffer).
+    The kit runs twice: as it is (its producers on the study's host put their fields in shared memory) and
+    with shared memory off (``kit_tcp``: every byte over TCP, as from another host).
+
+    Dims ``producers, repeat``, for each run of :data:`RUNS`: ``<run>_chunks_per_second``,
+    ``<run>_receive_cost`` (CPU seconds per message of the receiving thread) and ``<run>_cpu_per_chunk`` (CPU
+    seconds per message of every process: the study or bare receiver and the producers).
+    Medians over repeats: ``chunks_per_second``, ``bytes_per_second``, ``data_plane_ratio`` (kit / bare),
+    ``data_plane_ratio_tcp`` (kit over TCP / bare) and ``receive_cost_per_chunk`` (CPU seconds per chunk of
+    the study's receiving thread, which stores each chunk in the buffer).
     """
     from tqdm.auto import tqdm
 
-    names = ("kit_chunks_per_second", "bare_chunks_per_second", "kit_receive_cost", "bare_receive_cost",
-             "kit_cpu_per_chunk", "bare_cpu_per_chunk")  # fmt: skip
+    names = [f"{run}_{key}" for run in RUNS for key in ("chunks_per_second", "receive_cost", "cpu_per_chunk")]
     values = {key: np.full((len(producers), repeats), np.nan) for key in names}
     nbytes = n * n * 4
     bar = tqdm(total=len(producers) * repeats, desc="data plane", disable=not progress)
@@ -211,6 +216,7 @@ def data_plane(
                 for r in range(repeats):
                     runs = {"bare": _bare_run(client, count, per, nbytes)}
                     runs["kit"] = _draw_only_run(Premade(n, steps=per), count, client)
+                    runs["kit_tcp"] = _draw_only_run(Premade(n, steps=per), count, client, shared_memory=False)
                     for key, (rate, receive, cpu) in runs.items():
                         values[f"{key}_chunks_per_second"][p, r] = rate
                         values[f"{key}_receive_cost"][p, r], values[f"{key}_cpu_per_chunk"][p, r] = receive, cpu
@@ -224,18 +230,20 @@ def data_plane(
     data["chunks_per_second"] = data.kit_chunks_per_second.median("repeat")
     data["bytes_per_second"] = data.chunks_per_second * nbytes
     data["data_plane_ratio"] = (data.kit_chunks_per_second / data.bare_chunks_per_second).median("repeat")
+    data["data_plane_ratio_tcp"] = (data.kit_tcp_chunks_per_second / data.bare_chunks_per_second).median("repeat")
     data["receive_cost_per_chunk"] = data.kit_receive_cost.median("repeat")
-    for key in ("kit_chunks_per_second", "bare_chunks_per_second", "chunks_per_second"):
-        data[key].attrs["units"] = "chunks/s"
+    for run in RUNS:
+        data[f"{run}_chunks_per_second"].attrs["units"] = "chunks/s"
+        data[f"{run}_receive_cost"].attrs["units"] = data[f"{run}_cpu_per_chunk"].attrs["units"] = "CPU s/chunk"
+    data["chunks_per_second"].attrs["units"] = "chunks/s"
     data["bytes_per_second"].attrs["units"] = "B/s"
-    for key in ("kit_receive_cost", "bare_receive_cost", "receive_cost_per_chunk", "kit_cpu_per_chunk",
-                "bare_cpu_per_chunk"):  # fmt: skip
-        data[key].attrs["units"] = "CPU s/chunk"
+    data["receive_cost_per_chunk"].attrs["units"] = "CPU s/chunk"
     data["data_plane_ratio"].attrs["description"] = "kit chunks/s / bare PUSH/PULL chunks/s, median over repeats"
+    data["data_plane_ratio_tcp"].attrs["description"] = "the same with the kit's shared memory off (TCP only)"
     return data.assign_attrs(n=n, chunk_bytes=nbytes, messages=messages, cores=len(_cores()))
 
 
-def _draw_only_run(simulator, count: int, client) -> tuple[float, float, float]:
+def _draw_only_run(simulator, count: int, client, shared_memory: bool = True) -> tuple[float, float, float]:
     """Chunks per second through a study of ``count`` simulations that trains nothing, the receiving
     thread's CPU seconds per chunk and those of every process."""
     study = OnlineStudy(
@@ -250,6 +258,7 @@ def _draw_only_run(simulator, count: int, client) -> tuple[float, float, float]:
         model=DrawOnly(_cheap_of(simulator)),
         chunk_steps=1,
         client=client,
+        shared_memory=shared_memory,
     )
     workers = _cpu_seconds(client)
     result = study.run(progress=False)

@@ -4,12 +4,14 @@ over pyzmq sockets, never through the dask scheduler.
 The study binds one PULL socket, read by a :class:`Receiver` thread; each simulation task connects a PUSH
 socket (:class:`Sender`). A message is two frames: a fixed binary header (kind, study epoch, simulation,
 attempt, run, number of steps, when the chunk was begun and made, dtype and shape, then the steps and
-their times) and the raw field bytes, sent without a copy. A run says when it starts (the study's hang
+their times) and the raw field bytes, sent without a copy; or, from a simulation on the study's host, where
+its fields lie in shared memory (:mod:`kit.online.sharedmem`). A run says when it starts (the study's hang
 clock starts there) and when it ends, with the number of steps it made (checked against what arrived).
 
 Backpressure and the memory bound: a simulation's messages queue at most ``queue_size`` deep on each side
 of its connection (zmq high-water marks), plus what the kernel's socket buffers hold (``socket_bytes`` a
-side, doubled by Linux). When the study stops reading, they fill and the simulation's send blocks.
+side, doubled by Linux); in shared memory, a connection has ``queue_size + 2`` messages' slots. When the
+study stops reading, they fill and the simulation blocks.
 
 A sender gives up with an error naming the address when it cannot reach the study within
 ``connect_timeout`` (:class:`Unreachable`), when it lost its connection for ``send_timeout`` (the study died:
@@ -34,11 +36,16 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from kit.online import sharedmem
+from kit.online.sharedmem import Ring, Segments
+
 log = logging.getLogger(__name__)
 
 START, CHUNK, END = 0, 1, 2
-_MAGIC = b"kit1"
-_HEADER = struct.Struct("<4sBQqIQIdd4sB4I")  # magic kind epoch sim attempt run n started made dtype ndim shape[4]
+_MAGIC = b"kit2"
+_HEADER = struct.Struct("<4sBQqIQIdd4sB4IB")  # magic kind epoch sim attempt run n started made dtype ndim shape[4]
+#                                              shared (the fields frame says where they lie in shared memory)
+_SHARED = struct.Struct("<40sIQQ")  # ring, slot, offset, bytes
 _DTYPES = {np.dtype(t).str.encode().ljust(4): np.dtype(t) for t in ("<f4", "<f8", "<f2", "<i4", "<i8", "|u1")}
 _STEPS, _TIMES = np.dtype("<i8"), np.dtype("<f8")
 _MORE, _EVENTS, _POLLIN, _POLLOUT = int(zmq.SNDMORE), int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.POLLOUT)
@@ -65,7 +72,8 @@ class Endpoint:
     """Where and how a simulation task sends: the study's address, name and epoch, and the sender's limits.
 
     ``epoch`` is drawn anew for every run of a study (a resumed study gets another one), so that messages
-    of an earlier run's tasks are told apart.
+    of an earlier run's tasks are told apart. ``shared``: the study's marker in shared memory ("" for
+    none); a sender that sees it puts its fields there.
     """
 
     address: str
@@ -76,6 +84,7 @@ class Endpoint:
     connect_timeout: float = 30.0
     send_timeout: float = 60.0
     poll: float = 1.0
+    shared: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -83,7 +92,8 @@ class Message:
     """One decoded message: ``kind`` (START, CHUNK, END), who sent it and, for a chunk, its steps.
 
     ``count``: for END, the steps the run made; for a chunk, how many it carries. ``info``: what a START
-    says of the sender (worker address, host, pid).
+    says of the sender (worker address, host, pid). ``slot``: (ring, slot) of fields in shared memory, given
+    back once delivered.
     """
 
     kind: int
@@ -98,6 +108,7 @@ class Message:
     times: np.ndarray | None = None
     fields: np.ndarray | None = None
     info: dict | None = None
+    slot: tuple | None = None
 
 
 def new_epoch() -> int:
@@ -106,8 +117,9 @@ def new_epoch() -> int:
 
 
 def encode(kind, epoch, sim_id, attempt, run, *, steps=(), times=(), fields=None, started=0.0, made=0.0, count=None,
-           info=None) -> list:  # fmt: skip
-    """The frames of one message (the fields frame is the array itself: zmq sends it without a copy)."""
+           info=None, slot=None) -> list:  # fmt: skip
+    """The frames of one message (the fields frame is the array itself: zmq sends it without a copy; with
+    ``slot``, (ring name, slot, offset), the fields lie there and the frame says so)."""
     steps = np.asarray(steps, dtype="<i8")
     times = np.asarray(times, dtype="<f8")
     shape, dtype = (), b"<f4 "
@@ -121,23 +133,26 @@ def encode(kind, epoch, sim_id, attempt, run, *, steps=(), times=(), fields=None
             )
     n = len(steps) if count is None else count
     head = _HEADER.pack(_MAGIC, kind, epoch, sim_id, attempt, run, n, started, made, dtype, len(shape),
-                        *shape, *(0,) * (4 - len(shape)))  # fmt: skip
+                        *shape, *(0,) * (4 - len(shape)), slot is not None)  # fmt: skip
     frames = [head + steps.tobytes() + times.tobytes()]
-    if fields is not None:
+    if slot is not None:
+        frames.append(_SHARED.pack(slot[0].encode(), slot[1], slot[2], fields.nbytes))
+    elif fields is not None:
         frames.append(fields)
     elif info is not None:
         frames.append(json.dumps(info).encode())
     return frames
 
 
-def decode(frames) -> Message:
-    """A :class:`Message` from received frames (zmq ``Frame`` objects or bytes); arrays are views of them."""
+def decode(frames, segments: Segments | None = None) -> Message:
+    """A :class:`Message` from received frames (zmq ``Frame`` objects or bytes); arrays are views of them, or
+    of the shared memory of ``segments`` (the fields of a chunk of another epoch are not read)."""
     if not 1 <= len(frames) <= 2:
         raise MalformedMessage(f"a kit message has 1 or 2 frames, got {len(frames)}")
     head = _view(frames[0])
     if len(head) < _HEADER.size or head[:4] != _MAGIC:
         raise MalformedMessage(f"not a kit message (header of {len(head)} bytes starting {bytes(head[:8])!r})")
-    magic, kind, epoch, sim_id, attempt, run, n, started, made, dtype, ndim, *shape = _HEADER.unpack_from(head)
+    magic, kind, epoch, sim_id, attempt, run, n, started, made, dtype, ndim, *shape, shared = _HEADER.unpack_from(head)
     dtype = _DTYPES.get(dtype)
     if kind not in (START, CHUNK, END) or ndim > 4 or dtype is None:
         raise MalformedMessage(f"bad header: kind {kind}, ndim {ndim}, dtype {dtype!r}")
@@ -146,14 +161,25 @@ def decode(frames) -> Message:
         return Message(kind, epoch, sim_id, attempt, run, n, started, made, info=info)
     if len(head) != _HEADER.size + 16 * n or len(frames) != 2:
         raise MalformedMessage(f"chunk of simulation {sim_id}: header of {len(head)} bytes for {n} steps")
-    shape = tuple(shape[:ndim])
+    shape, slot = tuple(shape[:ndim]), None
     body = _view(frames[1])
+    if shared:
+        if len(body) != _SHARED.size:
+            raise MalformedMessage(f"chunk of simulation {sim_id}: {len(body)} bytes to say where its fields lie")
+        name, index, offset, nbytes = _SHARED.unpack(body)
+        if segments is None or epoch != segments.epoch:  # not read: a stale message
+            return Message(kind, epoch, sim_id, attempt, run, n, started, made)
+        slot = name.rstrip(b"\0").decode(errors="replace"), index
+        try:
+            body = segments.view(slot[0], offset, nbytes)
+        except (OSError, ValueError) as exc:
+            raise MalformedMessage(f"chunk of simulation {sim_id}: {exc}") from exc
     if len(body) != n * dtype.itemsize * math.prod(shape):
         raise MalformedMessage(f"chunk of simulation {sim_id}: {len(body)} bytes for {n} steps of {dtype} {shape}")
     steps = np.frombuffer(head, dtype=_STEPS, count=n, offset=_HEADER.size)
     times = np.frombuffer(head, dtype=_TIMES, count=n, offset=_HEADER.size + 8 * n)
     fields = np.frombuffer(body, dtype=dtype).reshape(n, *shape)
-    return Message(kind, epoch, sim_id, attempt, run, n, started, made, steps, times, fields)
+    return Message(kind, epoch, sim_id, attempt, run, n, started, made, steps, times, fields, slot=slot)
 
 
 def _view(frame) -> memoryview:
@@ -173,6 +199,14 @@ class Connection:
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
         self.connected, self.ever_connected, self.since = False, False, time.monotonic()
         self.socket.connect(endpoint.address)
+        self.ring: Ring | None = None
+
+    def ring_for(self, nbytes: int) -> Ring | None:
+        """The connection's shared-memory slots, made at its first message (of ``nbytes``) where it sees the
+        study's marker; None elsewhere."""
+        if self.ring is None and self.endpoint.shared and os.path.exists(self.endpoint.shared):
+            self.ring = Ring(self.endpoint.epoch, nbytes, self.endpoint.queue_size + 2)
+        return self.ring
 
     def update(self) -> None:
         """Take in the connection events that came since last asked."""
@@ -191,6 +225,8 @@ class Connection:
         self.socket.disable_monitor()
         self.monitor.close(linger=0)
         self.socket.close(linger=int(self.endpoint.send_timeout * 1000) if deliver else 0)
+        if self.ring is not None:  # the study keeps its own mapping of what was sent
+            self.ring.close()
 
 
 #: Study epochs a thread keeps its connection to between simulations (the oldest closes past them).
@@ -233,6 +269,20 @@ class Sender:
         self.keep, self.asked = keep, 0.0
         self.connection = kept_connection(endpoint) if keep else Connection(endpoint)
         self.socket = self.connection.socket
+        self.slot: int | None = None  # the shared-memory slot taken for the next message, not yet sent
+
+    def fields(self, shape, dtype=np.float32) -> np.ndarray:
+        """An array to make the next message's fields in: a slot of the connection's shared memory where it has
+        one (waiting while the study holds them all, as a full queue does), else a new array."""
+        ring = self.connection.ring_for(math.prod(shape) * np.dtype(dtype).itemsize)
+        if ring is None or math.prod(shape) * np.dtype(dtype).itemsize > ring.slot_bytes:
+            return np.empty(shape, dtype)
+        if self.slot is not None:  # taken for a message never sent
+            ring.free.append(self.slot)
+        while (slot := ring.take(self.endpoint.poll)) is None:
+            self._check()
+        self.slot = slot
+        return ring.view(slot, shape, dtype)
 
     def start(self, worker: str) -> None:
         """Say that this run started on ``worker``."""
@@ -245,8 +295,11 @@ class Sender:
         if not wait and not self.socket.getsockopt(_EVENTS) & _POLLOUT:
             self._check()  # a full queue may be a lost or stopped study: never wait a full message to know
             return False
+        ring, slot = self.connection.ring, None
+        if self.slot is not None and ring.slot_of(fields) == self.slot:  # made in shared memory
+            slot, self.slot = (ring.name, self.slot, self.slot * ring.slot_bytes), None
         self._send(encode(CHUNK, self.endpoint.epoch, self.sim_id, self.attempt, self.run, steps=steps, times=times,
-                          fields=fields, started=started, made=made))  # fmt: skip
+                          fields=fields, started=started, made=made, slot=slot))  # fmt: skip
         return True
 
     def end(self, count: int) -> None:
@@ -292,6 +345,9 @@ class Sender:
         """Let the connection go: a kept one stays open unless the study is lost (not ``deliver``); an own one
         closes, what is queued still delivered in the background when ``deliver``. The study checks that it
         all arrived."""
+        if self.slot is not None:  # taken and never sent
+            self.connection.ring.free.append(self.slot)
+            self.slot = None
         if not self.keep:
             self.connection.close(deliver)
         elif not deliver:
@@ -318,10 +374,14 @@ class Receiver:
     message is logged and counted (``rejected``); an exception in ``deliver`` ends the thread and is kept in
     ``error`` for the study to raise. ``cpu_seconds``: the thread's CPU time (receiving and delivering),
     once closed.
+
+    With ``epoch``, senders of that study epoch on this host put their fields in shared memory where it has
+    some (``shared``: the marker to give them, "" otherwise); ``deliver`` must copy what it keeps of
+    them, since their slots are given back once it returns.
     """
 
     def __init__(self, bind: str, deliver, *, room=lambda: 1 << 30, queue_size: int = 2, socket_bytes: int = 1 << 18,
-                 poll: float = 0.1):  # fmt: skip
+                 poll: float = 0.1, epoch: int | None = None):  # fmt: skip
         self.deliver, self.room, self.poll = deliver, room, poll
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.PULL)
@@ -335,6 +395,8 @@ class Receiver:
             self.context.term()
             raise OSError(f"the study cannot listen for data at {bind!r}: {exc}") from exc
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.shared = "" if epoch is None else sharedmem.mark(epoch)
+        self.segments = Segments(epoch, self.context) if self.shared else None
         self.rejected, self.messages, self.cpu_seconds = 0, 0, 0.0
         self.error: BaseException | None = None
         self._closing = threading.Event()
@@ -350,6 +412,9 @@ class Receiver:
         if self.thread.is_alive():
             self.thread.join()
         self.socket.close()
+        if self.segments is not None:
+            self.segments.close()
+            sharedmem.clean(self.segments.epoch)
         self.context.term()
 
     def _loop(self) -> None:
@@ -364,7 +429,7 @@ class Receiver:
                 messages, room = [], self.room()
                 while True:
                     try:
-                        messages.append(decode(frames))
+                        messages.append(decode(frames, self.segments))
                         room -= messages[-1].count
                     except MalformedMessage as exc:
                         self.rejected += 1
@@ -375,20 +440,28 @@ class Receiver:
                 self.messages += len(messages)
                 if messages:
                     self.deliver(messages)
+                    for message in messages:
+                        if message.slot is not None:
+                            self.segments.give_back(*message.slot)
         except BaseException as exc:  # the study raises it from its own thread
             self.error = exc
         finally:
             self.cpu_seconds = time.thread_time() - begun
 
 
-def pending_bound(message_bytes: int, queue_size: int = 2, socket_bytes: int = 1 << 18) -> int:
+def pending_bound(message_bytes: int, queue_size: int = 2, socket_bytes: int = 1 << 18, shared: bool = False) -> int:
     """Most bytes of one simulation's messages sent and not yet stored by the study: its ``queue_size`` deep
     queues on both sides, zmq's message in progress at each end and one message the study took in without
-    room for it, and the kernel's socket buffers (``socket_bytes`` a side, doubled by Linux).
+    room for it, and the kernel's socket buffers (``socket_bytes`` a side, doubled by Linux). In ``shared``
+    memory, its connection's ``queue_size + 2`` slots (the headers on the socket are a few hundred bytes).
 
     >>> pending_bound(40_000) // 1000  # a 100x100 float32 step a message, the defaults
     1328
+    >>> pending_bound(40_000, shared=True) // 1000
+    160
     """
+    if shared:
+        return (queue_size + 2) * message_bytes
     return (2 * queue_size + 3) * message_bytes + 4 * socket_bytes
 
 

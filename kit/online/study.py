@@ -19,6 +19,7 @@ import uuid
 import numpy as np
 
 from kit.cluster import connect
+from kit.online import sharedmem
 from kit.online.buffers import make_buffer
 from kit.online.checkpoint import Checkpoint
 from kit.online.control import Control, StudyError
@@ -88,10 +89,12 @@ class OnlineStudy:
         simulation (its task start counts; time held back by the study does not) before it counts as hung,
         or after its task ended before its missing steps count as lost; failed simulations tolerated before
         the study stops.
-    data_address, send_timeout
+    data_address, send_timeout, shared_memory
         Where the study listens for steps: ``"tcp://host:port"`` (port ``*`` or 0: any free one; workers
         must reach it) or ``"ipc:///path"`` (same node); default TCP on the interface facing the scheduler.
         A simulation gives up after ``send_timeout`` seconds without a connection to the study (killed).
+        With ``shared_memory``, simulations on the study's host put their fields in ``/dev/shm`` and send
+        only headers (:mod:`kit.online.sharedmem`).
     sensitivity
         A :class:`kit.sensitivity.FieldSobol` fed with every simulated step it keeps, so that one simulation
         budget yields the surrogate and Sobol' maps (``result.sensitivity``); needs ``sampler="pick_freeze"``
@@ -154,6 +157,7 @@ class OnlineStudy:
         max_failures: int | None = None,
         data_address: str | None = None,
         send_timeout: float = 60.0,
+        shared_memory: bool = True,
         sensitivity=None,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 100,
@@ -204,7 +208,7 @@ class OnlineStudy:
         self.total_simulations = n_simulations  # the study's (n_simulations is a rank's share on a rank)
         self.in_flight, self.chunk_steps, self.queue_size = in_flight, chunk_steps, queue_size
         self.retries, self.timeout, self.send_timeout = retries, float(timeout), float(send_timeout)
-        self.data_address = data_address
+        self.data_address, self.shared_memory = data_address, bool(shared_memory)
         self.max_failures = n_simulations if max_failures is None else max_failures
         self.validation, self.validate_every = validation, validate_every
         self.checkpoint_every, self.client, self.n_workers, self.seed = checkpoint_every, client, n_workers, seed
@@ -292,12 +296,14 @@ class OnlineStudy:
             )  # fmt: skip
             intake.held, intake.batches = self.held, self.trainer.batches
             receiver = Receiver(self.data_address or default_bind(client.scheduler.address), intake.deliver,
-                                room=intake.room, queue_size=self.queue_size)  # fmt: skip
+                                room=intake.room, queue_size=self.queue_size,
+                                epoch=epoch if self.shared_memory else None)  # fmt: skip
             endpoint = Endpoint(receiver.address, self.name, epoch, queue_size=self.queue_size,
-                                send_timeout=self.send_timeout)  # fmt: skip
+                                send_timeout=self.send_timeout, shared=receiver.shared)  # fmt: skip
             stop = Event(stop_event_name(endpoint), client=client)
-            for name in self.epochs:  # end the simulations a killed run of this study left behind
+            for name in self.epochs:  # end the simulations a killed run of this study left behind, and its files
                 Event(name, client=client).set()
+                sharedmem.clean(int(name.rsplit("-", 2)[-2]))
             self.epochs.append(stop_event_name(endpoint))
             self.control = control = Control(
                 client, self.simulator, endpoint, self.ledger, intake.lock, chunk_steps=self.chunk_steps,

@@ -134,13 +134,14 @@ def streaming_efficiency(data: xr.Dataset) -> Figure:
 
 
 def data_plane(data: xr.Dataset) -> Figure:
-    """Chunks per second into one study against a bare pyzmq PUSH/PULL of the same bytes, per number of
-    producer processes, and the CPU per chunk of the receiving thread and of all processes (median and range
-    over repeats)."""
+    """Chunks per second into one study (with its same-host shared memory, and over TCP only) against a bare
+    pyzmq PUSH/PULL of the same bytes, per number of producer processes, and the CPU per chunk of the receiving
+    thread and of all processes (median and range over repeats)."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     rate, cost = fig.subplots(1, 2)
     producers = data.producers.values
-    for i, (key, label) in enumerate((("kit", "kit (study, trains nothing)"), ("bare", "bare PUSH/PULL"))):
+    runs = (("kit", "kit (study, trains nothing)"), ("kit_tcp", "kit over TCP only"), ("bare", "bare PUSH/PULL"))
+    for i, (key, label) in enumerate((key, label) for key, label in runs if f"{key}_chunks_per_second" in data):
         values = data[f"{key}_chunks_per_second"]
         rate.plot(producers, values.median("repeat"), "o-", color=f"C{i}", label=label)
         rate.fill_between(producers, values.min("repeat"), values.max("repeat"), color=f"C{i}", alpha=0.2)
