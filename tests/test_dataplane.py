@@ -1,5 +1,6 @@
 """The data plane on real sockets: the wire format, backpressure and its bound, and senders that lose their study."""
 
+import os
 import threading
 import time
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import zmq
 
-from kit.online import dataplane
+from kit.online import dataplane, sharedmem
 from kit.online.dataplane import (
     CHUNK,
     END,
@@ -23,6 +24,7 @@ from kit.online.dataplane import (
     decode,
     encode,
     kept_connection,
+    new_epoch,
     pending_bound,
 )
 
@@ -82,22 +84,27 @@ def _until(condition, seconds: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["tcp", "shared"])
 @pytest.mark.parametrize("message_bytes", [1 << 12, 1 << 16, 1 << 20])
-def test_a_study_that_stops_reading_blocks_its_sender_within_the_stated_bound(message_bytes):
+def test_a_study_that_stops_reading_blocks_its_sender_within_the_stated_bound(message_bytes, shared):
     release, got = threading.Event(), []
 
     def deliver(messages):
-        got.extend(messages)
+        got.extend((m.kind, m.steps, None if m.fields is None else m.fields.copy(), m.count) for m in messages)
         release.wait()  # the study has no room: it stops reading
 
-    receiver = Receiver("tcp://127.0.0.1:*", deliver, queue_size=2).start()
-    endpoint = Endpoint(receiver.address, "test", 1, queue_size=2)
-    fields, sent = np.ones((1, message_bytes // 4), np.float32), []
+    epoch = new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", deliver, queue_size=2, epoch=epoch if shared else None).start()
+    assert bool(receiver.shared) == shared
+    endpoint = Endpoint(receiver.address, "test", epoch, queue_size=2, shared=receiver.shared)
+    sent = []
 
     def produce():
         with Sender(endpoint, 0, 1) as sender:
             for step in range(1, 401):
-                sender.chunk([step], [0.0], fields.copy(), 0.0, 0.0)
+                fields = sender.fields((1, message_bytes // 4))
+                fields[:] = step
+                sender.chunk([step], [0.0], fields, 0.0, 0.0)
                 sent.append(step)
             sender.end(400)
 
@@ -109,12 +116,14 @@ def test_a_study_that_stops_reading_blocks_its_sender_within_the_stated_bound(me
         last = len(sent)
         time.sleep(0.3)
     assert len(sent) < 400
-    assert len(sent) * message_bytes <= pending_bound(message_bytes, 2)
+    assert len(sent) * message_bytes <= pending_bound(message_bytes, 2, shared=shared)
     release.set()
     producer.join()
     _until(lambda: len(got) == 401)
     receiver.close()
-    assert [m.steps[0] for m in got[:-1]] == list(range(1, 401)) and got[-1].count == 400  # in order, none lost
+    assert [steps[0] for _, steps, _, _ in got[:-1]] == list(range(1, 401))  # in order, none lost
+    assert all((fields == steps[0]).all() for _, steps, fields, _ in got[:-1])  # no slot reused too early
+    assert got[-1][0] == END and got[-1][3] == 400
 
 
 def _closed_port_address() -> str:
@@ -134,16 +143,18 @@ def test_a_sender_that_cannot_reach_the_study_names_the_address():
         sender.start("worker")
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["tcp", "shared"])
 @pytest.mark.parametrize("how", ["killed", "stopped"])
-def test_a_sender_that_lost_its_study_gives_up(how):
-    receiver = Receiver("tcp://127.0.0.1:*", lambda messages: None).start()
-    endpoint = Endpoint(receiver.address, "test", 1, send_timeout=1.0, poll=0.2)
+def test_a_sender_that_lost_its_study_gives_up(how, shared):
+    epoch = new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", lambda messages: None, epoch=epoch if shared else None).start()
+    endpoint = Endpoint(receiver.address, "test", epoch, send_timeout=1.0, poll=0.2, shared=receiver.shared)
     error = Orphaned if how == "killed" else Stopped
     with pytest.raises(error, match=receiver.address), Sender(endpoint, 0, 1, stopped=lambda: how == "stopped") as s:
         s.start("worker")
-        receiver.close()  # the study is gone: its socket with it
+        receiver.close()  # the study is gone: its socket with it (and its marker: rings made before it stay)
         for step in range(1, 10_000):
-            s.chunk([step], [0.0], np.ones((1, 1 << 14), np.float32), 0.0, 0.0)
+            s.chunk([step], [0.0], s.fields((1, 1 << 14)), 0.0, 0.0)
 
 
 def test_an_unreachable_study_fails_the_simulation_task_naming_the_address(cluster_client):
@@ -194,3 +205,92 @@ def test_a_kept_connection_to_a_lost_study_is_closed_and_not_reused():
             sender.chunk([step], [0.0], np.ones((1, 1 << 14), np.float32), 0.0, 0.0)
     assert lost.socket.closed and kept_connection(endpoint) is not lost
     dataplane._forget(endpoint)
+
+
+def _files(epoch: int) -> list[str]:
+    return [name for name in os.listdir(sharedmem.DIRECTORY) if name.startswith(sharedmem.prefix(epoch))]
+
+
+needs_shared_memory = pytest.mark.skipif(not os.path.isdir(sharedmem.DIRECTORY), reason="no /dev/shm here")
+
+
+@needs_shared_memory
+def test_fields_made_in_shared_memory_arrive_and_their_slots_come_back():
+    got, epoch = [], new_epoch()
+
+    def deliver(messages):  # copies what it keeps: the slots are given back once it returns
+        got.extend((m.steps[0], m.fields.copy(), m.slot) for m in messages if m.kind == CHUNK)
+
+    receiver = Receiver("tcp://127.0.0.1:*", deliver, epoch=epoch).start()
+    endpoint = Endpoint(receiver.address, "test", epoch, queue_size=2, shared=receiver.shared)
+    with Sender(endpoint, 0, 1) as sender:
+        for step in range(1, 21):
+            fields = sender.fields((2, 8))
+            fields[:] = step
+            sender.chunk([step, step], [0.0, 0.0], fields, 0.0, 0.0)
+        ring = sender.connection.ring
+        sender.end(40)
+        _until(lambda: len(got) == 20)
+        assert not os.path.exists(ring.path)  # the study mapped it and removed its name: nothing left behind
+    receiver.close()
+    assert [step for step, _, _ in got] == list(range(1, 21))
+    assert all((fields == step).all() and fields.shape == (2, 2, 8) for step, fields, _ in got)
+    assert {slot for _, _, (name, slot) in got} <= set(range(endpoint.queue_size + 2))  # slots reused
+    assert len({name for _, _, (name, _) in got}) == 1 and _files(epoch) == []
+
+
+@needs_shared_memory
+def test_fields_too_large_for_the_ring_and_hosts_without_the_marker_go_over_the_socket():
+    got, epoch = [], new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", got.extend, epoch=epoch).start()
+    shared = Endpoint(receiver.address, "test", epoch, shared=receiver.shared)
+    elsewhere = Endpoint(receiver.address, "test", epoch, shared=receiver.shared + "-not-here")
+    with Sender(shared, 0, 1) as near, Sender(elsewhere, 1, 1) as far:
+        for sender, size in ((near, 4), (near, 8), (far, 4)):  # the ring's slots hold 4 values: 8 do not fit
+            fields = sender.fields((1, size))
+            fields[:] = size
+            sender.chunk([1], [0.0], fields, 0.0, 0.0)
+        _until(lambda: len(got) == 3)
+        assert far.connection.ring is None
+    slots = sorted((m.sim_id, m.fields.size, m.slot is not None) for m in got)
+    receiver.close()
+    assert slots == [(0, 4, True), (0, 8, False), (1, 4, False)]
+
+
+@needs_shared_memory
+def test_a_chunk_of_another_epoch_in_shared_memory_is_not_read_and_foreign_rings_are_refused():
+    got, old, epoch = [], new_epoch(), new_epoch()
+    earlier = Receiver("tcp://127.0.0.1:*", lambda ms: None, epoch=old)  # its marker: its epoch's senders share memory
+    receiver = Receiver("tcp://127.0.0.1:*", got.extend, epoch=epoch).start()
+    with Sender(Endpoint(receiver.address, "test", old, shared=earlier.shared), 0, 1) as stale:
+        stale.chunk([1, 2], [0.0, 0.0], stale.fields((2, 3)), 0.0, 0.0)
+        _until(lambda: len(got) == 1)
+    assert (got[0].epoch, got[0].count, got[0].fields) == (old, 2, None) and receiver.segments.rings == {}
+    frames = encode(CHUNK, epoch, 0, 1, 1, steps=[1], times=[0.0], fields=np.ones((1, 2), np.float32),
+                    slot=("../etc/passwd", 0, 0))  # fmt: skip
+    with pytest.raises(MalformedMessage, match="not a ring of this study epoch"):
+        decode(frames, receiver.segments)
+    receiver.close()
+    earlier.close()
+    assert _files(old) == [] and _files(epoch) == []
+
+
+@needs_shared_memory
+def test_the_files_of_a_sender_killed_before_its_first_message_are_removed_with_the_study():
+    epoch = new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", lambda ms: None, epoch=epoch)
+    ring = sharedmem.Ring(epoch, 1 << 12, 4)  # its sender never sent from it, nor closed it
+    assert len(_files(epoch)) == 3  # the marker, the ring and its socket
+    receiver.close()
+    assert _files(epoch) == []
+    ring.close()
+
+
+def test_the_producer_names_the_first_non_finite_step_of_a_chunk():
+    from kit.online.producer import _non_finite
+
+    fields = np.full((3, 4), np.finfo(np.float32).max, np.float32)  # finite, though a float32 sum overflows
+    assert _non_finite(fields, np.array([7, 8, 9]), 2) is None
+    fields[1, 2] = np.nan
+    fields[2, 0] = np.inf
+    assert str(_non_finite(fields, np.array([7, 8, 9]), 2)) == "simulation 2: non-finite value in the field at step 8"

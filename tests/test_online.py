@@ -2,6 +2,7 @@
 
 import collections
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from distributed import Client
 
 from kit.cluster import connect
-from kit.online import OnlineStudy, ValidationSet
+from kit.online import OnlineStudy, ValidationSet, sharedmem
 from kit.simulators import Heat2D
 from kit.simulators.faulty import Faulty
 
@@ -48,11 +49,12 @@ def assert_every_step_accounted(result, simulator):
     assert len(keys) == len(set(keys)), "a (simulation, step) arrived twice in the log"
 
 
-def test_steps_train_while_the_first_simulation_runs(client):
+@pytest.mark.parametrize("shared_memory", [True, False], ids=["shared", "tcp"])
+def test_steps_train_while_the_first_simulation_runs(client, shared_memory):
     # 200 steps cannot fit in the buffer (32) and queue: the simulation can only end after training started.
     # A 128x128 float32 step is 64 KiB: a message (at most 256 KiB) holds one chunk of 4 steps.
     sim = Heat2D(n=128, steps=200)
-    result = OnlineStudy(
+    study = OnlineStudy(
         sim,
         n_simulations=1,
         buffer="fifo",
@@ -64,7 +66,10 @@ def test_steps_train_while_the_first_simulation_runs(client):
         in_flight=1,
         client=client,
         seed=1,
-    ).run(progress=False)
+        shared_memory=shared_memory,
+    )
+    result = study.run(progress=False)
+    assert study.run_stats["chunks"] == 50 and study.run_stats["rejected"] == 0
     arrivals = result.arrivals
     last = arrivals.where(arrivals.step == sim.steps, drop=True)
     assert int(last.batch[0]) > 0, "the last step arrived before any training batch: nothing was streamed"
@@ -224,8 +229,6 @@ def test_a_trainer_that_falls_over_stops_its_simulations(client, tmp_path):
 
 
 def test_a_checkpoint_holds_the_state_not_the_history(client, tmp_path):
-    import pickle
-
     from kit.online.study import METRICS
 
     sim, path, sizes = Heat2D(n=8, steps=50), tmp_path / "c.ckpt", {}
@@ -350,8 +353,6 @@ RESUMABLE = textwrap.dedent(
 
 def run_and_kill(script, checkpoint, out, where, send_timeout=60.0):
     """Start the study script and SIGKILL it once its first checkpoint is written; the metrics saved then."""
-    import pickle
-
     from kit.online.study import METRICS
 
     first = subprocess.Popen([sys.executable, str(script), str(checkpoint), str(out), where, str(send_timeout)],
@@ -422,12 +423,15 @@ def test_a_resumed_study_ends_the_simulations_its_killed_run_left_behind(schedul
     # unless the resumed study ends them (the killed run's epoch) at once.
     run_and_kill(script, checkpoint, out, scheduler, send_timeout=600.0)
     assert executing(scheduler), "no simulation was left running: the test shows nothing"
+    killed = [int(name.rsplit("-", 2)[-2]) for name in pickle.loads(checkpoint.read_bytes())["epochs"]]
     sims, stdout = resume(script, checkpoint, out, scheduler, send_timeout=600.0)
     assert set(sims.status.values) <= {"ok", "retried"} and (sims.steps_received == 400).all()
     assert (sims.attempts == 1).all(), "the resumed study burnt retries on the orphans"
     assert not any("hung" in reason for reason in sims.reasons.values)
     assert "'balanced': 1" in stdout
     assert not executing(scheduler)
+    left = [name for name in os.listdir(sharedmem.DIRECTORY) if name.startswith(tuple(map(sharedmem.prefix, killed)))]
+    assert not left, f"files of the killed run left in shared memory: {left}"
 
 
 def test_parameter_outside_the_space_is_an_error_naming_it():
@@ -515,7 +519,6 @@ def test_one_simulation_budget_gives_the_surrogate_and_the_sobol_maps(client, tm
     batch.update(pick_freeze_fields(sim, 5, 4, step=4))
     np.testing.assert_allclose(result.sensitivity.ST.sel(step=4), batch.total_order, atol=1e-10)
     np.testing.assert_allclose(result.sensitivity.time, [0.05, 0.1])
-    import pickle
 
     saved = pickle.loads((tmp_path / "c.pt").read_bytes())["sensitivity"]
     assert FieldSobol(d, (8, 8), steps=[2, 4]).load_state_dict(saved).n_groups <= 4
