@@ -234,7 +234,7 @@ def test_fields_made_in_shared_memory_arrive_and_their_slots_come_back():
         assert not os.path.exists(ring.path)  # the study mapped it and removed its name: nothing left behind
     receiver.close()
     assert [step for step, _, _ in got] == list(range(1, 21))
-    assert all((fields == step).all() and fields.shape == (2, 2, 8) for step, fields, _ in got)
+    assert all((fields == step).all() and fields.shape == (2, 8) for step, fields, _ in got)
     assert {slot for _, _, (name, slot) in got} <= set(range(endpoint.queue_size + 2))  # slots reused
     assert len({name for _, _, (name, _) in got}) == 1 and _files(epoch) == []
 
@@ -286,11 +286,11 @@ def test_the_files_of_a_sender_killed_before_its_first_message_are_removed_with_
     ring.close()
 
 
-def test_the_producer_names_the_first_non_finite_step_of_a_chunk():
-    from kit.online.producer import _non_finite
+def test_the_producer_keeps_the_whole_chunks_before_the_first_non_finite_step():
+    from kit.online.producer import _checked
 
-    fields = np.full((3, 4), np.finfo(np.float32).max, np.float32)  # finite, though a float32 sum overflows
-    assert _non_finite(fields, np.array([7, 8, 9]), 2) is None
-    fields[1, 2] = np.nan
-    fields[2, 0] = np.inf
-    assert str(_non_finite(fields, np.array([7, 8, 9]), 2)) == "simulation 2: non-finite value in the field at step 8"
+    fields, steps = np.full((6, 4), np.finfo(np.float32).max, np.float32), np.arange(7, 13)
+    assert _checked(fields, steps, 0, 6, 2, 2) == (6, None)  # finite, though a float32 sum would overflow
+    fields[3, 2], fields[5, 0] = np.nan, np.inf
+    kept, error = _checked(fields, steps, 2, 6, 2, 2)  # chunks of 2 steps: rows 2-3 hold the first bad one
+    assert kept == 2 and str(error) == "simulation 2: non-finite value in the field at step 10"

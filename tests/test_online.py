@@ -413,6 +413,8 @@ def test_a_killed_study_leaves_no_simulation_running_on_a_persistent_cluster(sch
             break
         time.sleep(0.1)
     assert not executing(scheduler), "simulations of the killed study still run"
+    for name in pickle.loads(checkpoint.read_bytes())["epochs"]:  # its marker in shared memory, never resumed
+        sharedmem.clean(int(name.rsplit("-", 2)[-2]))
 
 
 def test_a_resumed_study_ends_the_simulations_its_killed_run_left_behind(scheduler, tmp_path):

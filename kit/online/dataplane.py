@@ -291,12 +291,14 @@ class Sender:
 
     def chunk(self, steps, times, fields: np.ndarray, started: float, made: float, *, wait: bool = True) -> bool:
         """Send consecutive steps (indices, times, fields ``(k, ...)``); blocks while the study holds back, or,
-        unless ``wait``, returns False at once (nothing sent) when the queue is full."""
-        if not wait and not self.socket.getsockopt(_EVENTS) & _POLLOUT:
+        unless ``wait``, returns False at once (nothing sent) when the queue is full, or when fields in shared
+        memory would leave no free slot for the next message (theirs can take more steps meanwhile)."""
+        ring, slot = self.connection.ring, None
+        shared = self.slot is not None and ring.slot_of(fields) == self.slot  # made in shared memory
+        if not wait and (not self.socket.getsockopt(_EVENTS) & _POLLOUT or (shared and not ring.spare())):
             self._check()  # a full queue may be a lost or stopped study: never wait a full message to know
             return False
-        ring, slot = self.connection.ring, None
-        if self.slot is not None and ring.slot_of(fields) == self.slot:  # made in shared memory
+        if shared:
             slot, self.slot = (ring.name, self.slot, self.slot * ring.slot_bytes), None
         self._send(encode(CHUNK, self.endpoint.epoch, self.sim_id, self.attempt, self.run, steps=steps, times=times,
                           fields=fields, started=started, made=made, slot=slot))  # fmt: skip

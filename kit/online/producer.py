@@ -47,7 +47,7 @@ def simulate(simulator, endpoint: Endpoint, params, seed: int, sim_id: int, atte
 
     The first simulator received for a study is reused by its later tasks on the same worker. Returns the
     number of steps made. Raises :class:`NonFiniteField` naming the first step with a NaN or inf (also a
-    value beyond float32's range; checked once a chunk), :class:`~kit.online.dataplane.Stopped` when the
+    value beyond float32's range; checked once a message), :class:`~kit.online.dataplane.Stopped` when the
     study stopped, and the data plane's errors when the study cannot be reached.
     """
     from distributed import get_worker
@@ -57,27 +57,26 @@ def simulate(simulator, endpoint: Endpoint, params, seed: int, sim_id: int, atte
     with Sender(endpoint, sim_id, attempt, stopped=_stop_event(endpoint), keep=True) as sender:
         sender.start(get_worker().address)
         started, done = time.time(), time.monotonic()
-        k, fields, failed = 0, None, None
+        k, checked, fields, failed = 0, 0, None, None
         try:
             for step in simulator.run(params, seed=seed):
                 if fields is None:  # a fresh message (in shared memory on the study's host): sent as it is
                     rows = max(chunk_steps, MESSAGE_BYTES // max(1, 4 * np.size(step.field)))
                     steps, times = np.empty(rows, np.int64), np.empty(rows)
                     fields = sender.fields((rows, *np.shape(step.field)))
-                    first = time.monotonic()
+                    first, checked = time.monotonic(), 0
                 fields[k] = step.field
                 steps[k], times[k] = step.index, step.time
                 k += 1
                 if k % chunk_steps:
                     continue
-                error = _non_finite(fields[k - chunk_steps : k], steps[k - chunk_steps : k], sim_id)
-                if error is not None:
-                    k -= chunk_steps
-                    raise error
                 full = k + chunk_steps > len(fields)
                 chunk_seconds, done = time.monotonic() - done, time.monotonic()
                 if full or done - first + chunk_seconds >= MESSAGE_SECONDS:
-                    now = time.time()
+                    k, error = _checked(fields, steps, checked, k, chunk_steps, sim_id)
+                    if error is not None:
+                        raise error
+                    checked, now = k, time.time()
                     # Handing a chunk over holds the simulation's core too: the next chunk's time runs from now.
                     if sender.chunk(steps[:k], times[:k], fields[:k], started, now, wait=full):
                         made, k, fields, started = made + k, 0, None, now
@@ -85,13 +84,12 @@ def simulate(simulator, endpoint: Endpoint, params, seed: int, sim_id: int, atte
             raise
         except Exception as exc:  # the whole chunks made before a failure are still delivered
             failed = exc
-        part = k % chunk_steps
-        if part:  # the run's last steps, or those made before a failure (a NaN among them is named first)
-            error = _non_finite(fields[k - part : k], steps[k - part : k], sim_id)
+        if k > checked:  # the run's last steps, or those made before a failure (a NaN among them named first)
+            k, error = _checked(fields, steps, checked, k, chunk_steps, sim_id)
             if error is not None:
                 error.__cause__, failed = failed, error
-            if failed is not None:
-                k -= part
+        if failed is not None:
+            k -= k % chunk_steps
         if k:
             sender.chunk(steps[:k], times[:k], fields[:k], started, time.time())
             made += k
@@ -101,13 +99,17 @@ def simulate(simulator, endpoint: Endpoint, params, seed: int, sim_id: int, atte
     return made
 
 
-def _non_finite(fields: np.ndarray, steps: np.ndarray, sim_id: int) -> NonFiniteField | None:
-    """The error naming the first step whose field has a NaN or inf, or None. One float64 sum checks them
-    all: NaN and inf propagate through it, and float32 values cannot overflow it."""
-    if np.isfinite(fields.sum(dtype=np.float64)):
-        return None
-    bad = np.flatnonzero(~np.isfinite(fields.reshape(len(fields), -1)).all(axis=1))[0]
-    return NonFiniteField(f"simulation {sim_id}: non-finite value in the field at step {steps[bad]}")
+def _checked(fields: np.ndarray, steps: np.ndarray, begin: int, end: int, chunk_steps: int, sim_id: int):
+    """Check the fields of steps ``begin:end`` of a message: ``(end, None)`` when finite, else the whole chunks
+    to keep (those before the first step with a NaN or inf) and the error naming that step. One float64 sum
+    checks them all: NaN and inf propagate through it, and float32 values cannot overflow it."""
+    block = fields[begin:end]
+    if np.isfinite(block.sum(dtype=np.float64)):
+        return end, None
+    bad = begin + int(np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0])
+    return bad - bad % chunk_steps, NonFiniteField(
+        f"simulation {sim_id}: non-finite value in the field at step {steps[bad]}"
+    )
 
 
 def _stop_event(endpoint: Endpoint):

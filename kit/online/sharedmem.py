@@ -74,9 +74,14 @@ class Ring:
     def take(self, timeout: float) -> int | None:
         """A free slot, waiting up to ``timeout`` seconds for the study to give one back; None if none came."""
         if not self.free and self.returns.poll(int(timeout * 1000)):
-            while self.returns.poll(0):
-                self.free.append(_SLOT.unpack(self.returns.recv())[0])
+            self.spare()
         return self.free.pop() if self.free else None
+
+    def spare(self) -> bool:
+        """Whether a slot is free now (taking in those the study gave back)."""
+        while self.returns.poll(0):
+            self.free.append(_SLOT.unpack(self.returns.recv())[0])
+        return bool(self.free)
 
     def view(self, slot: int, shape, dtype=np.float32) -> np.ndarray:
         """The array of ``shape`` at the start of ``slot``."""
