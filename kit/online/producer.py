@@ -22,7 +22,7 @@ class NonFiniteField(ArithmeticError):
 #: Most bytes of steps one message gathers.
 MESSAGE_BYTES = 1 << 18
 #: Most seconds a chunk waits for the next ones to share its message (while the socket has room).
-MESSAGE_SECONDS = 1e-3
+MESSAGE_SECONDS = 5e-3
 
 #: Simulators by study, kept per worker process so that one factorisation serves every simulation there.
 _SIMULATORS: OrderedDict[str, object] = OrderedDict()
