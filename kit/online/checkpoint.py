@@ -2,10 +2,14 @@
 pickled to one file by a background thread, and its logs (metrics, checks, arrivals) appended to files of
 their own, so that a checkpoint costs what changed since the last one and training goes on while it is
 written. A crash between the two leaves longer logs, cut back to the checkpoint's counts on resume.
+
+What a study's state is, and how a study (or a rank) takes it back: :func:`snapshot`, :func:`restore`,
+:func:`take`, :func:`resume`, checked against the study's :func:`fingerprint`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import pickle
@@ -13,6 +17,7 @@ import threading
 from pathlib import Path
 
 from kit.online.history import History, append_rows
+from kit.online.resplit import split
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +81,81 @@ class Checkpoint:
         for name, history in self.histories.items():
             history.load(self.log_path(name), state["logs"][name])
         return state
+
+
+def fingerprint(study) -> dict:
+    """What a checkpoint must match to be resumed by ``study``."""
+    sensitivity = study.sensitivity
+    return {
+        "simulator": repr(study.simulator),
+        "space": study.space.to_salib(),
+        "buffer": f"{type(study.buffer).__name__}({study.buffer.capacity})",
+        "model": type(study.trainer.model).__name__,
+        "n_simulations": study.total_simulations,
+        "batch_size": study.batch_size,
+        "seed": study.seed,
+        "sensitivity": None if sensitivity is None else (list(sensitivity.steps), *sensitivity.quantities),
+    }
+
+
+def snapshot(study) -> dict:
+    """A one-trainer study's state: what its receiver also changes (buffer, ledger, held steps, Sobol'
+    accumulators) copied under the intake's lock, then the model, optimizer and sampler."""
+    with study.intake.lock:
+        state = {
+            "buffer": study.buffer.state_dict(),
+            "ledger": study.ledger.state(),
+            "held": copy.deepcopy(study.intake.held),
+            "sensitivity": None if study.sensitivity is None else copy.deepcopy(study.sensitivity.state_dict()),
+        }
+    return state | {
+        "fingerprint": fingerprint(study),
+        "trainer": copy.deepcopy(study.trainer.state_dict()),
+        "sampler": copy.deepcopy(study.sampler.state_dict()),
+        "next_id": study.next_id,
+        "offered": list(study.offered),
+        "epochs": list(study.epochs),
+    }
+
+
+def resume(study) -> None:
+    """Resume ``study`` from its checkpoint, written by it or by ranks (their samples in one buffer); ranks
+    get their part from the study's process instead (:func:`take`)."""
+    if study.checkpoint is None or study.group is not None:
+        return
+    state = restore(study)
+    if state is not None:
+        (part,) = split(state, 1, study.buffer.capacity, study.n_simulations)
+        take(study, part)
+
+
+def restore(study) -> dict | None:
+    """Load ``study``'s checkpoint and restore what is not split between ranks: the model and optimizer, the
+    sampler and its draws, the logs, the epochs; the state, or None without a checkpoint."""
+    state = study.checkpoint.load()
+    if state is None:
+        return None
+    if state.get("fingerprint") != fingerprint(study):
+        raise ValueError(
+            f"checkpoint {str(study.checkpoint.path)!r} belongs to another study: saved {state.get('fingerprint')}, "
+            f"this study is {fingerprint(study)}; pass a new checkpoint path or delete the file"
+        )
+    study.trainer.load_state_dict(state["trainer"])
+    study.sampler.load_state_dict(state["sampler"])
+    study.next_id, study.epochs, study.offered = state["next_id"], state["epochs"], list(state.get("offered", ()))
+    if study.sensitivity is not None:
+        study.sensitivity.load_state_dict(state["sensitivity"])
+    log.info("resumed %s at batch %d", study.checkpoint.path, study.trainer.batches)
+    return state
+
+
+def take(study, part: dict) -> None:
+    """``study``'s (or a rank's) part of a checkpoint (:func:`kit.online.resplit.split`)."""
+    study.buffer.load_state_dict(part["buffer"])
+    study.held = part["held"]
+    saved, ledger = part["ledger"], study.ledger
+    ledger.simulations = saved["simulations"]
+    ledger.running = {i: s for i, s in saved["simulations"].items() if s.status == "running"}
+    ledger.ended, ledger.produced, ledger.discarded = saved["ended"], saved["produced"], saved["discarded"]
+    for sim in ledger.running.values():
+        sim.reasons.append("resumed from checkpoint")

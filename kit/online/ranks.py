@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.cluster import connect
-from kit.online.checkpoint import Checkpoint
+from kit.online.checkpoint import Checkpoint, fingerprint, restore, take
 from kit.online.control import StudyError, workers_lost
 from kit.online.dataplane import default_bind, new_epoch
 from kit.online.draws import RemoteDraws, SamplerService
@@ -132,7 +132,7 @@ def run_ranks(study, *, progress: bool) -> list[dict]:
         for rank in range(n):
             store.set(f"{prefix}/progress/{rank}", "0 0")
         resumed = [None] * n
-        if study.checkpoint is not None and (state := study._restore()) is not None:
+        if study.checkpoint is not None and (state := restore(study)) is not None:
             resumed = split(state, n, study.buffer.capacity, study.n_simulations)
         with SamplerService(study.sampler, study.space, host, study.next_id, study.offered) as service:
             rendezvous = Rendezvous(host, store.port, prefix, n, study.backend, study.rank_timeout, service.address)
@@ -238,7 +238,7 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         if study.resumed is None:
             study.n_simulations = share(study.n_simulations, rank, group.world)
         else:
-            study._take(study.resumed)
+            take(study, study.resumed)
             study.n_simulations = study.resumed["n_simulations"]
         study.buffer.reseed(study._buffer_seed.spawn(group.world)[rank])
         study.trainer.to(study.device)
@@ -326,7 +326,7 @@ def save_checkpoint(study) -> None:
     study.merged["metrics"].extend(summed([p["metrics"] for p in parts], study.metrics.columns))
     study.merged["arrivals"].extend(np.concatenate([p["arrivals"] for p in parts]))
     study.checkpoint.save({
-        "fingerprint": study._fingerprint(), "trainer": _on_cpu(study.trainer.state_dict()), "sampler": sampler,
+        "fingerprint": fingerprint(study), "trainer": _on_cpu(study.trainer.state_dict()), "sampler": sampler,
         "next_id": next_id, "offered": study.unlaunched,
         "epochs": [*study.epochs[:-1], *(p["epoch"] for p in parts)], "ledger": ledger,
         "buffers": [p["buffer"] for p in parts], "helds": [p["held"] for p in parts], "sensitivity": None,

@@ -9,7 +9,6 @@ capacity, one message waiting for room, and each simulation's socket queues.
 
 from __future__ import annotations
 
-import copy
 import gc
 import logging
 import os
@@ -21,7 +20,7 @@ import numpy as np
 from kit.cluster import connect
 from kit.online import sharedmem
 from kit.online.buffers import make_buffer
-from kit.online.checkpoint import Checkpoint
+from kit.online.checkpoint import Checkpoint, fingerprint, resume, snapshot
 from kit.online.control import Control, StudyError
 from kit.online.dataplane import Endpoint, Receiver, default_bind, new_epoch
 from kit.online.draws import RemoteDraws, draw
@@ -30,7 +29,6 @@ from kit.online.intake import Intake
 from kit.online.ledger import Ledger, Simulation
 from kit.online.producer import stop_event_name
 from kit.online.ranks import check_ranks, merge, run_ranks, save_checkpoint
-from kit.online.resplit import split
 from kit.online.results import StudyResult
 from kit.online.surrogates import make_surrogate
 from kit.online.timeline import Timeline
@@ -286,7 +284,7 @@ class OnlineStudy:
         from distributed import Event
         from tqdm.auto import tqdm
 
-        self._resume()
+        resume(self)
         self.buffer.reserve((self.space.dim + 1,), (len(self.simulator.y), len(self.simulator.x)))
         with connect(self.client, n_workers=self.n_workers, timeout=self.connect_timeout) as client:
             epoch = new_epoch()
@@ -486,93 +484,18 @@ class OnlineStudy:
         self.held = None
 
     # -- checkpoints ------------------------------------------------------------------------------------
-    def _fingerprint(self) -> dict:
-        """What a checkpoint must match to be resumed by this study."""
-        return {
-            "simulator": repr(self.simulator),
-            "space": self.space.to_salib(),
-            "buffer": f"{type(self.buffer).__name__}({self.buffer.capacity})",
-            "model": type(self.trainer.model).__name__,
-            "n_simulations": self.total_simulations,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "sensitivity": None
-            if self.sensitivity is None
-            else (list(self.sensitivity.steps), *self.sensitivity.quantities),
-        }
-
     def _maybe_checkpoint(self) -> None:
         if self.checkpoint is None or self.trainer.batches % self.checkpoint_every:
             return
         if self.group is not None:  # every rank's part, written by rank 0
             save_checkpoint(self)
-            return
-        if self.checkpoint.busy():  # the last one is still being written: training does not wait for it
+        elif self.checkpoint.busy():  # the last one is still being written: training does not wait for it
             log.debug("checkpoint at batch %d skipped: the previous one is still being written", self.trainer.batches)
-            return
-        with self.intake.lock:  # a consistent snapshot of what the receiver also changes
-            state = {
-                "buffer": self.buffer.state_dict(),
-                "ledger": self.ledger.state(),
-                "held": copy.deepcopy(self.intake.held),
-                "sensitivity": None if self.sensitivity is None else copy.deepcopy(self.sensitivity.state_dict()),
-            }
-        state.update(
-            fingerprint=self._fingerprint(),
-            trainer=copy.deepcopy(self.trainer.state_dict()),
-            sampler=copy.deepcopy(self.sampler.state_dict()),
-            next_id=self.next_id,
-            offered=list(self.offered),
-            epochs=list(self.epochs),
-        )
-        self.checkpoint.save(state)
-
-    def _resume(self) -> None:
-        """Resume from the checkpoint, written by this study or by ranks (their samples in one buffer); ranks
-        get their part from the study's process instead."""
-        if self.checkpoint is None or self.group is not None:
-            return
-        state = self._restore()
-        if state is not None:
-            (part,) = split(state, 1, self.buffer.capacity, self.n_simulations)
-            self._take(part)
-
-    def _restore(self) -> dict | None:
-        """Load the checkpoint and restore what is not split between ranks: the model and optimizer, the
-        sampler and its draws, the logs, the epochs; the state, or None without a checkpoint."""
-        state = self.checkpoint.load()
-        if state is None:
-            return None
-        if state.get("fingerprint") != self._fingerprint():
-            raise ValueError(
-                f"checkpoint {str(self.checkpoint.path)!r} belongs to another study: saved {state.get('fingerprint')}, "
-                f"this study is {self._fingerprint()}; pass a new checkpoint path or delete the file"
-            )
-        self.trainer.load_state_dict(state["trainer"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.next_id, self.epochs, self.offered = state["next_id"], state["epochs"], list(state.get("offered", ()))
-        if self.sensitivity is not None:
-            self.sensitivity.load_state_dict(state["sensitivity"])
-        log.info("resumed %s at batch %d", self.checkpoint.path, self.trainer.batches)
-        return state
-
-    def _take(self, part: dict) -> None:
-        """This study's (or rank's) part of a checkpoint (:func:`kit.online.resplit.split`)."""
-        self.buffer.load_state_dict(part["buffer"])
-        self.held = part["held"]
-        saved = part["ledger"]
-        self.ledger.simulations = saved["simulations"]
-        self.ledger.running = {i: s for i, s in saved["simulations"].items() if s.status == "running"}
-        self.ledger.ended, self.ledger.produced, self.ledger.discarded = (
-            saved["ended"],
-            saved["produced"],
-            saved["discarded"],
-        )
-        for sim in self.ledger.running.values():
-            sim.reasons.append("resumed from checkpoint")
+        else:
+            self.checkpoint.save(snapshot(self))
 
     def result(self) -> StudyResult:
-        config = {**self._fingerprint(), "sampler": type(self.sampler).__name__}
+        config = {**fingerprint(self), "sampler": type(self.sampler).__name__}
         return StudyResult(
             self.metrics,
             self.checks,
