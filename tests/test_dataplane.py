@@ -265,7 +265,10 @@ def test_a_chunk_of_another_epoch_in_shared_memory_is_not_read_and_foreign_rings
     with Sender(Endpoint(receiver.address, "test", old, shared=earlier.shared), 0, 1) as stale:
         stale.chunk([1, 2], [0.0, 0.0], stale.fields((2, 3)), 0.0, 0.0)
         _until(lambda: len(got) == 1)
-    assert (got[0].epoch, got[0].count, got[0].fields) == (old, 2, None) and receiver.segments.rings == {}
+        assert (got[0].epoch, got[0].count, got[0].fields) == (old, 2, None) and receiver.segments.rings == {}
+        ring = stale.connection.ring
+        _until(lambda: ring.spare() and len(ring.free) == ring.slots)  # its slot given back all the same
+        assert len(ring.free) == ring.slots
     frames = encode(CHUNK, epoch, 0, 1, 1, steps=[1], times=[0.0], fields=np.ones((1, 2), np.float32),
                     slot=("../etc/passwd", 0, 0))  # fmt: skip
     with pytest.raises(MalformedMessage, match="not a ring of this study epoch"):
@@ -294,3 +297,65 @@ def test_the_producer_keeps_the_whole_chunks_before_the_first_non_finite_step():
     fields[3, 2], fields[5, 0] = np.nan, np.inf
     kept, error = _checked(fields, steps, 2, 6, 2, 2)  # chunks of 2 steps: rows 2-3 hold the first bad one
     assert kept == 2 and str(error) == "simulation 2: non-finite value in the field at step 10"
+
+
+@needs_shared_memory
+def test_a_sender_closed_before_the_study_read_its_messages_loses_none():
+    got, epoch = [], new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", lambda ms: got.extend(m.fields.copy() for m in ms), epoch=epoch)
+    with Sender(Endpoint(receiver.address, "test", epoch, shared=receiver.shared), 0, 1) as sender:
+        for step in range(3):
+            fields = sender.fields((1, 4))
+            fields[:] = step
+            sender.chunk([step], [0.0], fields, 0.0, 0.0)
+    receiver.start()  # the sender and its connection are gone: the ring's file waited for the study
+    _until(lambda: len(got) == 3)
+    receiver.close()
+    assert [float(fields[0, 0]) for fields in got] == [0.0, 1.0, 2.0] and receiver.rejected == 0
+    assert _files(epoch) == []
+
+
+@needs_shared_memory
+def test_a_rejected_message_gives_its_slot_back():
+    epoch = new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", lambda ms: None, epoch=epoch).start()
+    ring = sharedmem.Ring(epoch, 64, 4)
+    ring.free = []  # every slot taken; slot 3 for a message that says 2 steps of 4 values and holds 1
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(receiver.address)
+    fields = ring.view(3, (1, 4))
+    push.send_multipart(encode(CHUNK, epoch, 0, 1, 1, steps=[1, 2], times=[0.0, 0.0], fields=fields,
+                               slot=(ring.name, 3, 3 * 64)))  # fmt: skip
+    _until(lambda: receiver.rejected == 1)
+    assert ring.take(5.0) == 3
+    push.close(linger=0)
+    ring.close()
+    receiver.close()
+
+
+@needs_shared_memory
+def test_a_sender_waiting_for_a_slot_stops_when_the_study_gives_up_on_it():
+    release, epoch = threading.Event(), new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", lambda ms: release.wait(), epoch=epoch).start()  # holds everything
+    endpoint = Endpoint(receiver.address, "test", epoch, poll=0.2, shared=receiver.shared)
+    with pytest.raises(Stopped), Sender(endpoint, 0, 1, stopped=lambda: True) as sender:
+        for step in range(endpoint.queue_size + 3):  # more messages than slots
+            sender.chunk([step], [0.0], sender.fields((1, 4)), 0.0, 0.0)
+    release.set()
+    receiver.close()
+
+
+@needs_shared_memory
+def test_a_ring_that_cannot_be_made_sends_over_the_socket():
+    got, epoch = [], new_epoch()
+    receiver = Receiver("tcp://127.0.0.1:*", got.extend, epoch=epoch).start()
+    with Sender(Endpoint(receiver.address, "test", epoch, shared=receiver.shared), 0, 1) as sender:
+        assert sender.connection.ring_for(1 << 50) is None  # more than /dev/shm holds: posix_fallocate refuses
+        assert not sender.connection.shared and sender.connection.ring_for(16) is None  # not tried again
+        fields = sender.fields((1, 4))
+        fields[:] = 7.0
+        sender.chunk([1], [0.0], fields, 0.0, 0.0)
+        _until(lambda: len(got) == 1)
+    assert got[0].slot is None and float(got[0].fields[0, 0]) == 7.0
+    receiver.close()
+    assert _files(epoch) == []

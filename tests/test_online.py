@@ -16,6 +16,7 @@ from distributed import Client
 
 from kit.cluster import connect
 from kit.online import OnlineStudy, ValidationSet, sharedmem
+from kit.online.producer import epoch_of
 from kit.simulators import Heat2D
 from kit.simulators.faulty import Faulty
 
@@ -414,7 +415,7 @@ def test_a_killed_study_leaves_no_simulation_running_on_a_persistent_cluster(sch
         time.sleep(0.1)
     assert not executing(scheduler), "simulations of the killed study still run"
     for name in pickle.loads(checkpoint.read_bytes())["epochs"]:  # its marker in shared memory, never resumed
-        sharedmem.clean(int(name.rsplit("-", 2)[-2]))
+        sharedmem.clean(epoch_of(name))
 
 
 def test_a_resumed_study_ends_the_simulations_its_killed_run_left_behind(scheduler, tmp_path):
@@ -425,7 +426,7 @@ def test_a_resumed_study_ends_the_simulations_its_killed_run_left_behind(schedul
     # unless the resumed study ends them (the killed run's epoch) at once.
     run_and_kill(script, checkpoint, out, scheduler, send_timeout=600.0)
     assert executing(scheduler), "no simulation was left running: the test shows nothing"
-    killed = [int(name.rsplit("-", 2)[-2]) for name in pickle.loads(checkpoint.read_bytes())["epochs"]]
+    killed = [epoch_of(name) for name in pickle.loads(checkpoint.read_bytes())["epochs"]]
     sims, stdout = resume(script, checkpoint, out, scheduler, send_timeout=600.0)
     assert set(sims.status.values) <= {"ok", "retried"} and (sims.steps_received == 400).all()
     assert (sims.attempts == 1).all(), "the resumed study burnt retries on the orphans"

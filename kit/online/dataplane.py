@@ -167,19 +167,29 @@ def decode(frames, segments: Segments | None = None) -> Message:
         if len(body) != _SHARED.size:
             raise MalformedMessage(f"chunk of simulation {sim_id}: {len(body)} bytes to say where its fields lie")
         name, index, offset, nbytes = _SHARED.unpack(body)
-        if segments is None or epoch != segments.epoch:  # not read: a stale message
-            return Message(kind, epoch, sim_id, attempt, run, n, started, made)
         slot = name.rstrip(b"\0").decode(errors="replace"), index
+        if segments is None:
+            raise MalformedMessage(f"chunk of simulation {sim_id}: its fields are in shared memory, not read here")
+        if epoch != segments.epoch:  # not read: a stale message (its slot is still given back)
+            return Message(kind, epoch, sim_id, attempt, run, n, started, made, slot=slot)
         try:
             body = segments.view(slot[0], offset, nbytes)
         except (OSError, ValueError) as exc:
-            raise MalformedMessage(f"chunk of simulation {sim_id}: {exc}") from exc
+            raise _rejected(f"chunk of simulation {sim_id}: {exc}", slot) from exc
     if len(body) != n * dtype.itemsize * math.prod(shape):
-        raise MalformedMessage(f"chunk of simulation {sim_id}: {len(body)} bytes for {n} steps of {dtype} {shape}")
+        message = f"chunk of simulation {sim_id}: {len(body)} bytes for {n} steps of {dtype} {shape}"
+        raise _rejected(message, slot)
     steps = np.frombuffer(head, dtype=_STEPS, count=n, offset=_HEADER.size)
     times = np.frombuffer(head, dtype=_TIMES, count=n, offset=_HEADER.size + 8 * n)
     fields = np.frombuffer(body, dtype=dtype).reshape(n, *shape)
     return Message(kind, epoch, sim_id, attempt, run, n, started, made, steps, times, fields, slot=slot)
+
+
+def _rejected(message: str, slot: tuple | None) -> MalformedMessage:
+    """The error rejecting a message, with the shared-memory slot it names to give back (or None)."""
+    error = MalformedMessage(message)
+    error.slot = slot
+    return error
 
 
 def _view(frame) -> memoryview:
@@ -200,12 +210,18 @@ class Connection:
         self.connected, self.ever_connected, self.since = False, False, time.monotonic()
         self.socket.connect(endpoint.address)
         self.ring: Ring | None = None
+        self.shared = sharedmem.shared_with(endpoint.shared)
 
     def ring_for(self, nbytes: int) -> Ring | None:
-        """The connection's shared-memory slots, made at its first message (of ``nbytes``) where it sees the
-        study's marker; None elsewhere."""
-        if self.ring is None and self.endpoint.shared and os.path.exists(self.endpoint.shared):
-            self.ring = Ring(self.endpoint.epoch, nbytes, self.endpoint.queue_size + 2)
+        """The connection's shared-memory slots, made at its first message (of ``nbytes``) where it shares
+        memory with the study; None elsewhere, or when they cannot be made (then never tried again)."""
+        if self.ring is None and self.shared:
+            try:
+                self.ring = Ring(self.endpoint.epoch, nbytes, self.endpoint.queue_size + 2)
+            except (OSError, zmq.ZMQError) as exc:
+                self.shared = False
+                log.warning("no shared memory for the study at %s (%s): fields go over the socket",
+                            self.endpoint.address, exc)  # fmt: skip
         return self.ring
 
     def update(self) -> None:
@@ -225,8 +241,8 @@ class Connection:
         self.socket.disable_monitor()
         self.monitor.close(linger=0)
         self.socket.close(linger=int(self.endpoint.send_timeout * 1000) if deliver else 0)
-        if self.ring is not None:  # the study keeps its own mapping of what was sent
-            self.ring.close()
+        if self.ring is not None:  # what was sent stays for the study (which has its own mapping, or makes it)
+            self.ring.close(deliver)
 
 
 #: Study epochs a thread keeps its connection to between simulations (the oldest closes past them).
@@ -281,6 +297,8 @@ class Sender:
             ring.free.append(self.slot)
         while (slot := ring.take(self.endpoint.poll)) is None:
             self._check()
+            if self.stopped():  # asked once a poll: a study may give up on a simulation it holds back
+                raise Stopped(f"the study at {self.endpoint.address} stopped")
         self.slot = slot
         return ring.view(slot, shape, dtype)
 
@@ -436,6 +454,8 @@ class Receiver:
                     except MalformedMessage as exc:
                         self.rejected += 1
                         log.warning("dropped a message at %s: %s", self.address, exc)
+                        if getattr(exc, "slot", None) is not None:  # its sender waits for the slot
+                            self.segments.give_back(*exc.slot)
                     if room <= 0 or len(messages) >= MOST or not self.socket.getsockopt(_EVENTS) & _POLLIN:
                         break
                     frames = self.socket.recv_multipart(copy=False)

@@ -86,8 +86,8 @@ def simulate(simulator, endpoint: Endpoint, params, seed: int, sim_id: int, atte
             failed = exc
         if k > checked:  # the run's last steps, or those made before a failure (a NaN among them named first)
             k, error = _checked(fields, steps, checked, k, chunk_steps, sim_id)
-            if error is not None:
-                error.__cause__, failed = failed, error
+            if error is not None:  # found after the simulator's own failure, if any
+                error.__context__, failed = failed, error
         if failed is not None:
             k -= k % chunk_steps
         if k:
@@ -130,3 +130,8 @@ def _stop_event(endpoint: Endpoint):
 def stop_event_name(endpoint: Endpoint) -> str:
     """The name of the dask ``Event`` that ends a study epoch's simulations."""
     return f"{endpoint.study}-{endpoint.epoch}-stop"
+
+
+def epoch_of(stop_event: str) -> int:
+    """The study epoch a :func:`stop_event_name` is of."""
+    return int(stop_event.rsplit("-", 2)[-2])

@@ -27,7 +27,7 @@ from kit.online.draws import RemoteDraws, draw
 from kit.online.history import History
 from kit.online.intake import Intake
 from kit.online.ledger import Ledger, Simulation
-from kit.online.producer import stop_event_name
+from kit.online.producer import epoch_of, stop_event_name
 from kit.online.ranks import check_ranks, merge, run_ranks, save_checkpoint
 from kit.online.results import StudyResult
 from kit.online.surrogates import make_surrogate
@@ -296,27 +296,31 @@ class OnlineStudy:
             receiver = Receiver(self.data_address or default_bind(client.scheduler.address), intake.deliver,
                                 room=intake.room, queue_size=self.queue_size,
                                 epoch=epoch if self.shared_memory else None)  # fmt: skip
-            endpoint = Endpoint(receiver.address, self.name, epoch, queue_size=self.queue_size,
-                                send_timeout=self.send_timeout, shared=receiver.shared)  # fmt: skip
-            stop = Event(stop_event_name(endpoint), client=client)
-            for name in self.epochs:  # end the simulations a killed run of this study left behind, and its files
-                Event(name, client=client).set()
-                sharedmem.clean(int(name.rsplit("-", 2)[-2]))
-            self.epochs.append(stop_event_name(endpoint))
-            self.control = control = Control(
-                client, self.simulator, endpoint, self.ledger, intake.lock, chunk_steps=self.chunk_steps,
-                retries=self.retries, timeout=self.timeout, max_failures=self.max_failures,
-                on_submit=self._launched, on_redrawn=self._redrawn,
-            )  # fmt: skip
-            # Clock from the first launch (cluster start-up excluded), continued across a resume.
-            last = self.metrics.last()
-            self.started = time.perf_counter() - (last["seconds"] if last else self.seconds_before)
-            cpu, loop_cpu = time.process_time(), time.thread_time()
-            receiver.start()
-            for sim in list(self.ledger.running.values()):
-                control.submit(sim)
-            bar = tqdm(total=self.n_simulations, desc="simulations", unit="sim", disable=not progress)
-            bar.update(self._completed())
+            try:  # the receiver's socket and marker go with it if the study cannot start
+                endpoint = Endpoint(receiver.address, self.name, epoch, queue_size=self.queue_size,
+                                    send_timeout=self.send_timeout, shared=receiver.shared)  # fmt: skip
+                stop = Event(stop_event_name(endpoint), client=client)
+                for name in self.epochs:  # end the simulations a killed run of this study left behind, and its files
+                    Event(name, client=client).set()
+                    sharedmem.clean(epoch_of(name))
+                self.epochs.append(stop_event_name(endpoint))
+                self.control = control = Control(
+                    client, self.simulator, endpoint, self.ledger, intake.lock, chunk_steps=self.chunk_steps,
+                    retries=self.retries, timeout=self.timeout, max_failures=self.max_failures,
+                    on_submit=self._launched, on_redrawn=self._redrawn,
+                )  # fmt: skip
+                # Clock from the first launch (cluster start-up excluded), continued across a resume.
+                last = self.metrics.last()
+                self.started = time.perf_counter() - (last["seconds"] if last else self.seconds_before)
+                cpu, loop_cpu = time.process_time(), time.thread_time()
+                receiver.start()
+                for sim in list(self.ledger.running.values()):
+                    control.submit(sim)
+                bar = tqdm(total=self.n_simulations, desc="simulations", unit="sim", disable=not progress)
+                bar.update(self._completed())
+            except BaseException:
+                receiver.close()
+                raise
             watched = time.monotonic()
             try:
                 while True:
