@@ -1,8 +1,9 @@
 """The discrete-event loop behind :func:`kit.replay.replay`: one heap of plain-tuple events, no process per task.
 
-Data moves as files (:class:`Dataflow`): a task that lists the files it writes produces them, any other task
-produces one output of ``output_bytes``; a task that lists the files it reads needs exactly those (and waits
-for the end of any parent that gives it none), any other task needs everything its parents produced.
+Data moves as files (:class:`kit.replay.dataflow.Dataflow`): a task that lists the files it writes produces
+them, any other task produces one output of ``output_bytes``; a task that lists the files it reads needs
+exactly those (and waits for the end of any parent that gives it none), any other task needs everything its
+parents produced.
 Workflow inputs (files no task writes) start on the platform's storage host, or everywhere without one.
 
 A task is ready once each file it needs is on its host (and its release time, if any, has come); after the
@@ -10,9 +11,9 @@ platform's per-task ``overhead`` (submission and scheduling) it waits for its co
 up) or a GPU (:meth:`Host.on_gpu`): the ready tasks of a host in trace order, each started as soon as its
 cores are free (a wide task does not hold back narrower ones behind it). When a task ends, each file it wrote
 goes once to each other host where a task still needs it (workflow inputs go at time 0): the transfer waits
-the route's latency, then shares every link it crosses max-min fairly with the flows in flight (progressive
-filling, recomputed whenever the flows or a link's bandwidth change); on one host data is free, and a file
-on a host serves every task there.
+the route's latency, then shares every link it crosses max-min fairly with the flows in flight
+(:mod:`kit.replay.sharing`, recomputed whenever the flows or a link's bandwidth change); on one host data is
+free, and a file on a host serves every task there.
 
 A failed host stops at once (before any task ending at that very time) and loses what it held: its running
 tasks become failed attempts; its unfinished tasks move to the fallback host (:meth:`Engine.fallback`) and
@@ -28,67 +29,15 @@ import heapq
 import math
 from collections import defaultdict, deque
 
+from kit.replay.dataflow import Dataflow, is_end
 from kit.replay.platform import GPU_COMPONENTS, Platform
+from kit.replay.sharing import Flow, Group, max_min_rates
 
 END, TRANSMIT, RELEASE, QUEUE, FAIL, BANDWIDTH = range(6)
 #: ``missing[task]`` once all its inputs are on its host (one shared object: no set per task stays alive).
 COMPLETE = frozenset()
 #: ``at[file, host]`` once the file is on the host.
 PRESENT = object()
-
-
-class Dataflow:
-    """Who needs what: ``needs[task]`` (keys: a task's own output is its id, a listed file ``("file", name)``,
-    the end of a parent that gives no file ``("task", id)``), ``produces[task]``, ``producer[key]`` (absent
-    for workflow inputs), ``size[key]`` (bytes), ``readers[key]`` (of a file), ``after[task]`` (the tasks waiting for
-    its end alone) and ``inputs[task]`` (the workflow inputs it reads from storage)."""
-
-    def __init__(self, trace, storage: str | None):
-        tasks = trace.tasks
-        self.inputs: dict[str, tuple] = {}
-        self.after: dict[str, list] = {}
-        if all(t.reads is None and t.writes is None for t in tasks):  # each output whole to each child
-            self.produces = {t.id: (t.id,) for t in tasks}
-            self.producer = {t.id: t.id for t in tasks}
-            self.size = {t.id: float(t.output_bytes) for t in tasks}
-            self.needs = {t.id: t.parents if len(t.parents) < 2 else tuple(dict.fromkeys(t.parents)) for t in tasks}
-            self.readers = trace.children()
-            return
-        self.needs, self.produces, self.size, self.producer = {}, {}, {}, {}
-        self.readers = defaultdict(list)
-        for t in tasks:
-            if t.writes is None:
-                self.produces[t.id] = (t.id,)
-                self.size[t.id] = float(t.output_bytes)
-            else:
-                self.produces[t.id] = keys = tuple(("file", name) for name in t.writes)
-                self.size.update((key, float(trace.files[key[1]])) for key in keys)
-            self.producer.update((key, t.id) for key in self.produces[t.id])
-        for t in tasks:
-            self.needs[t.id] = needs = self._needs(t, trace.files, storage)
-            for key in needs:
-                if _is_end(key):
-                    self.after.setdefault(key[1], []).append(t.id)
-                else:
-                    self.readers[key].append(t.id)
-
-    def _needs(self, t, files: dict, storage: str | None) -> tuple:
-        parents = dict.fromkeys(t.parents)
-        if t.reads is None:  # everything its parents wrote; the end of a parent that wrote nothing
-            control = tuple(("task", parent) for parent in parents if not self.produces[parent])
-            self.producer.update((key, key[1]) for key in control)
-            return tuple(key for parent in parents for key in self.produces[parent]) + control
-        read = tuple(
-            key for key in (("file", name) for name in dict.fromkeys(t.reads)) if self.producer.get(key) != t.id
-        )
-        given = {self.producer.get(key) for key in read}
-        control = tuple(("task", parent) for parent in parents if parent not in given)
-        self.producer.update((key, key[1]) for key in control)
-        inputs = tuple(key for key in read if key not in self.producer)
-        if inputs and storage is not None:
-            self.inputs[t.id] = inputs
-            self.size.update((key, float(files[key[1]])) for key in inputs)
-        return tuple(key for key in read if key in self.producer or storage is not None) + control
 
 
 class _Fetch:
@@ -98,29 +47,6 @@ class _Fetch:
 
     def __init__(self, source, waiters):
         self.source, self.waiters = source, waiters
-
-
-class _Flow:
-    __slots__ = ("group", "key", "source", "target", "fetch")
-
-    def __init__(self, group, key, source, target, fetch):
-        self.group, self.key, self.source, self.target, self.fetch = group, key, source, target, fetch
-
-
-class _Group:
-    """The flows crossing the same links: max-min fairness gives them one rate, so they are served together.
-    ``served`` counts the bytes each has received since the group formed; a flow ends when it reaches the
-    target it joined with (a heap of targets: the next to end is on top)."""
-
-    __slots__ = ("links", "served", "since", "rate", "count", "targets", "fixed")
-
-    def __init__(self, links, now):
-        self.links, self.served, self.since, self.rate, self.count, self.targets = links, 0.0, now, 0.0, 0, []
-        self.fixed = False
-
-    def advance(self, now) -> None:
-        self.served += self.rate * (now - self.since)
-        self.since = now
 
 
 class Engine:
@@ -154,8 +80,8 @@ class Engine:
         self.failures = dict(failures or {})
         self.heap: list = []
         self.sequence = 0
-        self.flows: dict[int, _Flow] = {}
-        self.groups: dict[tuple, _Group] = {}  # flows in flight by the links they cross
+        self.flows: dict[int, Flow] = {}
+        self.groups: dict[tuple, Group] = {}  # flows in flight by the links they cross
         self.flow_ids = 0
         self.dirty = False  # the flows or a bandwidth changed since the rates were shared
         self.touched: set = set()  # pools with a new ready task or a freed slot in this event
@@ -349,7 +275,7 @@ class Engine:
             return
         group = self.groups.get(links)
         if group is None:
-            group = self.groups[links] = _Group(links, self.now)
+            group = self.groups[links] = Group(links, self.now)
             for name in links:
                 self.users[name].append(group)
         group.advance(self.now)
@@ -358,7 +284,7 @@ class Engine:
         for name in links:
             load[name] += 1
         self.flow_ids += 1
-        self.flows[self.flow_ids] = _Flow(group, key, source, target, fetch)
+        self.flows[self.flow_ids] = Flow(group, key, source, target, fetch)
         heapq.heappush(group.targets, (group.served + size, self.flow_ids))
         self.dirty = True
 
@@ -406,7 +332,7 @@ class Engine:
         for group in groups:  # each group's bytes so far, at the rates until now
             group.served += group.rate * (now - group.since)
             group.since = now
-        _share(self.groups, self.users, self.load, self.bandwidth)
+        max_min_rates(self.groups, self.users, self.load, self.bandwidth)
         best, finishing = math.inf, None
         for group in groups:
             targets = group.targets
@@ -482,7 +408,7 @@ class Engine:
                 producer = dataflow.producer.get(key)
                 if producer is not None and producer not in ends:
                     missing.add(key)  # sent when its producer ends
-                elif _is_end(key) or at.get((key, host)) is PRESENT or self.place.get(producer) == host:
+                elif is_end(key) or at.get((key, host)) is PRESENT or self.place.get(producer) == host:
                     continue  # a parent's end, or a file already on the host
                 elif producer is None:  # a workflow input
                     if storage in self.dead:
@@ -517,32 +443,3 @@ class Engine:
                 f"task(s) that could not run: {stuck[:10]}{' ...' if len(stuck) > 10 else ''}"
             )
         return min(alive, key=lambda h: (h.tier != tier, h.duration(task), h.name)).name
-
-
-def _is_end(key) -> bool:
-    """Whether a dataflow key is a parent's end (not a file)."""
-    return isinstance(key, tuple) and key[0] == "task"
-
-
-def _share(groups: dict, users: dict, load: dict, bandwidth: dict) -> None:
-    """Max-min fair rates by progressive filling over groups of flows with one route: the most shared link
-    fixes the rate of its flows first."""
-    counts = {name: n for name, n in load.items() if n}
-    capacity = {name: bandwidth[name] for name in counts}
-    left = len(groups)
-    while left:
-        share, bottleneck = min((capacity[name] / n, name) for name, n in counts.items())
-        for group in users[bottleneck]:
-            if group.fixed:
-                continue
-            group.fixed = True
-            left -= 1
-            group.rate = share
-            taken, count = share * group.count, group.count
-            for name in group.links:
-                capacity[name] -= taken
-                counts[name] -= count
-                if not counts[name]:
-                    del counts[name]
-    for group in groups.values():
-        group.fixed = False
