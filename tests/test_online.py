@@ -662,6 +662,19 @@ def test_a_study_records_its_own_trace_of_chunks_and_batches(client, tmp_path):
         small_study(sim, client, n_simulations=1).run(progress=False).trace()
 
 
+def test_stop_from_a_callback_ends_the_study_at_that_batch(client):
+    study = small_study(Heat2D(n=8, steps=50), client, n_simulations=6, in_flight=2)
+    seen = []
+
+    def callback(result):
+        seen.append(result.metrics.sizes["batch"])
+        study.stop()
+
+    result = study.run(progress=False, callback=callback, callback_every=3)
+    assert seen == [3] and result.metrics.sizes["batch"] == 3  # the loop asks before its next batch
+    assert "cancelled" in result.simulations.status.values and result.accounting["balanced"] == 1
+
+
 def test_a_study_not_run_yet_has_empty_results():
     result = OnlineStudy(Heat2D(n=8, steps=4), n_simulations=2).result()
     assert result.simulations.sizes == {"simulation": 0, "parameter": 5}

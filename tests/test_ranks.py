@@ -89,6 +89,29 @@ def test_a_study_on_two_ranks_trains_every_step_once(client):
     assert sorted(ranks.trained.values.tolist()) == [20, 30]
 
 
+def test_a_callback_sees_the_ranks_so_far_and_stop_ends_them(client, tmp_path):
+    from kit.simulators.faulty import Faulty
+
+    # Steps after the fourth come every 0.3 s: the 8 simulations would take a minute, the stop a second.
+    simulator = Faulty(Heat2D(n=12, steps=40), "slow", tmp_path / "m", at_step=4, times=None, hang_seconds=0.3)
+    points = sobol(simulator.space, 8, seed=1)
+    study = OnlineStudy(simulator, n_simulations=8, sampler=points, buffer="fifo", capacity=64, watermark=4,
+                        batch_size=4, chunk_steps=1, seed=5, client=client, trainers=2)  # fmt: skip
+    seen = []
+
+    def callback(result):
+        seen.append(result)
+        if len(seen) == 2:
+            study.stop()
+
+    result = study.run(progress=False, callback=callback, callback_every=2)
+    assert [r.metrics.sizes["batch"] for r in seen[:2]] == [2, 4]  # gathered from both ranks every 2 batches
+    np.testing.assert_array_equal(seen[1].metrics.loss.values, result.metrics.loss.values[:4])
+    np.testing.assert_array_equal(seen[1].metrics.trained.values, result.metrics.trained.values[:4])
+    assert set(seen[1].simulations.simulation.values) <= set(result.simulations.simulation.values)
+    assert "cancelled" in result.simulations.status.values and result.accounting["balanced"] == 1
+
+
 @pytest.mark.parametrize("then", [1, 3])
 def test_a_checkpoint_of_two_ranks_resumes_on_another_number_with_nothing_lost_or_trained_twice(client, tmp_path, then):
     simulator = Heat2D(n=12, steps=20)

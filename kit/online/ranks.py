@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import pickle
 import time
 from dataclasses import dataclass
 
@@ -117,8 +118,9 @@ def choose_workers(client, n: int, resources: dict | None) -> list[str]:
     return fit[-n:]
 
 
-def run_ranks(study, *, progress: bool) -> list[dict]:
-    """Run ``study`` on ``study.trainers`` ranks; what each rank returns, in rank order."""
+def run_ranks(study, *, progress: bool, callback=None, callback_every: int = 20) -> list[dict]:
+    """Run ``study`` on ``study.trainers`` ranks; what each rank returns, in rank order. ``callback`` gets the
+    study so far every ``callback_every`` batches (:func:`report`); :meth:`OnlineStudy.stop` ends the ranks."""
     import torch.distributed as dist
     from tqdm.auto import tqdm
 
@@ -134,6 +136,8 @@ def run_ranks(study, *, progress: bool) -> list[dict]:
         resumed = [None] * n
         if study.checkpoint is not None and (state := restore(study)) is not None:
             resumed = split(state, n, study.buffer.capacity, study.n_simulations)
+        study.report_every = callback_every if callback is not None else None
+        reports = Reports(study)
         with SamplerService(study.sampler, study.space, host, study.next_id, study.offered) as service:
             rendezvous = Rendezvous(host, store.port, prefix, n, study.backend, study.rank_timeout, service.address)
             futures = [
@@ -158,6 +162,12 @@ def run_ranks(study, *, progress: bool) -> list[dict]:
                     bar.update(sum(int(done) for done, _ in progress) - bar.n)
                     drawn = sum(int(count) for _, count in progress)
                     bar.set_postfix(samples_per_s=f"{drawn / (time.monotonic() - begun):.0f}", refresh=False)
+                    if study.stopping:
+                        store.set(f"{prefix}/stop", "1")
+                    while callback is not None and store.check([key := f"{prefix}/report/{reports.count + 1}"]):
+                        reports.add(pickle.loads(store.get(key)))
+                        store.delete_key(key)
+                        callback(reports.result())
                     time.sleep(WATCH_EVERY)
                 parts = client.gather(futures)
             finally:
@@ -244,7 +254,9 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         study.trainer.to(study.device)
         study.trainer.distribute()
         study.name = f"{study.name}-rank-{rank}"
-        study.run(progress=False)
+        told = {"metrics": 0, "checks": 0, "reports": 0}
+        reporting = (lambda _: report(study, told)) if study.report_every else None
+        study.run(progress=False, callback=reporting, callback_every=study.report_every or 1)
         trainer = _on_cpu(study.trainer.state_dict()) if rank == 0 else None
         return {"ledger": study.ledger, "metrics": study.metrics, "checks": study.checks,
                 "buffer": study.buffer.metrics(), "run_stats": study.run_stats, "trainer": trainer}  # fmt: skip
@@ -253,6 +265,56 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
             draws.close()
         if group is not None:
             group.close()
+
+
+def report(study, told: dict) -> None:
+    """Every rank's simulations and new metric rows (rank 0's new checks too), gathered on rank 0 and put in
+    the coordinator's store for its callback; ``told`` counts what earlier reports sent."""
+    with study.intake.lock:  # a consistent snapshot of what the receiver also changes
+        part = {"ledger": study.ledger.state(), "buffer": study.buffer.metrics()}
+    part["metrics"] = study.metrics.rows()[told["metrics"] :]
+    told["metrics"] += len(part["metrics"])
+    parts = study.group.gather(part)
+    if parts is None:
+        return
+    checks = study.checks.rows()[told["checks"] :]
+    told["checks"] += len(checks)
+    told["reports"] += 1
+    study.group.store.set(f"report/{told['reports']}", pickle.dumps({"parts": parts, "checks": checks}))
+
+
+class Reports:
+    """What the ranks reported so far (:func:`report`), and the study's result from it."""
+
+    def __init__(self, study):
+        self.study, self.count, self.parts = study, 0, []
+        self.metrics = [History(study.metrics.columns) for _ in range(study.trainers)]
+        self.checks = History(study.checks.columns)
+        self.checks.extend(study.checks.rows())  # those of a resumed study's earlier runs
+
+    def add(self, report: dict) -> None:
+        for history, part in zip(self.metrics, report["parts"], strict=True):
+            history.extend(part["metrics"])
+        self.checks.extend(report["checks"])
+        self.parts, self.count = report["parts"], self.count + 1
+
+    def result(self):
+        """The study's :class:`~kit.online.results.StudyResult` so far (its model is not trained here)."""
+        view = copy.copy(self.study)
+        view.ledger = Ledger()
+        for part in self.parts:
+            view.ledger.simulations.update(part["ledger"]["simulations"])
+            view.ledger.ended.update(part["ledger"]["ended"])
+            view.ledger.discarded.update(part["ledger"]["discarded"])
+            view.ledger.produced += part["ledger"]["produced"]
+        view.metrics = History(self.study.metrics.columns)
+        view.metrics.extend(self.study.metrics.rows())  # a resumed study's earlier batches
+        view.metrics.extend(summed([history.rows() for history in self.metrics], self.study.metrics.columns))
+        view.checks, view.rank_metrics = self.checks, self.metrics
+        view.buffer_metrics = {
+            key: sum(part["buffer"][key] for part in self.parts) for key in ("trained", "evicted_unseen")
+        }
+        return view.result()
 
 
 def check_ranks(study, *, record: bool) -> None:

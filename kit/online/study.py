@@ -252,13 +252,16 @@ class OnlineStudy:
         self.backend = backend or ("cpu:gloo,cuda:nccl" if str(device).startswith("cuda") else "gloo")
         self.group = None  # this rank's Group, in a rank's process
         self.buffer_metrics = self.rank_metrics = None  # the ranks' buffers added up, each rank's metrics
+        self.report_every = None  # on a rank: batches between its reports to the study's callback
+        self.stopping = False
         self._buffer_seed = buffer_seed
         if trainers > 1:
             check_ranks(self, record=record)
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, *, progress: bool = True, callback=None, callback_every: int = 20) -> StudyResult:
-        """Run the study to the end; ``callback(result_so_far)`` every ``callback_every`` batches.
+        """Run the study to the end; ``callback(result_so_far)`` every ``callback_every`` batches (with several
+        ranks, in this process, once the ranks' parts so far reached it).
 
         While it runs, the objects that existed before are left out of Python's full garbage collections
         (``gc.freeze``): scanning torch, dask and the rest took up to 250 ms a time, the receiving thread
@@ -267,9 +270,7 @@ class OnlineStudy:
         import torch
 
         if self.trainers > 1 and self.group is None:
-            if callback is not None:
-                raise ValueError("callback is not available with trainers > 1: the ranks train in other processes")
-            merge(self, run_ranks(self, progress=progress))
+            merge(self, run_ranks(self, progress=progress, callback=callback, callback_every=callback_every))
             return self.result()
         threads = torch.get_num_threads()
         torch.set_num_threads(self.torch_threads or threads)
@@ -368,8 +369,14 @@ class OnlineStudy:
     def _seconds(self) -> float:
         return time.perf_counter() - self.started
 
+    def stop(self) -> None:
+        """End the study at its next batch (with several ranks a moment later: the study's process and rank 0
+        look every :data:`kit.online.ranks.WATCH_EVERY` seconds): running simulations are cancelled, what was
+        trained is kept. Safe from another thread."""
+        self.stopping = True
+
     def _finished(self) -> bool:
-        if self.max_batches is not None and self.trainer.batches >= self.max_batches:
+        if self.stopping or (self.max_batches is not None and self.trainer.batches >= self.max_batches):
             return True
         with self.intake.lock:
             if self.ledger.running or self.intake.held or self._completed() < self.n_simulations:

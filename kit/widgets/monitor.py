@@ -63,9 +63,9 @@ class StudyMonitor:
         if self._thread is None:
             raise RuntimeError("the study was not started: call start() (or press Start) first")
         self.stopped = True
-        self.study.max_batches = self.study.trainer.batches
+        self.study.stop()
         self.stop_button.disabled = True
-        self.status.value = f"stopping at batch {self.study.trainer.batches}"
+        self.status.value = "stopping at the next batch"
 
     def wait(self, timeout: float | None = None):
         """Wait for a started study to end; returns its result (None if still running after ``timeout``)."""
