@@ -164,7 +164,7 @@ def test_study_monitor_start_runs_in_the_background_and_stop_keeps_the_result(cl
     monitor.stop_button.click()
     result = monitor.wait(120)
     assert result is not None and monitor.status.value.startswith("stopped"), monitor.status.value
-    assert study.stopping and result.metrics.sizes["batch"] >= 2 * monitor.every and result.accounting["balanced"]
+    assert monitor.stopped and result.metrics.sizes["batch"] >= 2 * monitor.every and result.accounting["balanced"]
     assert len(result.simulations.simulation) < 500 and "cancelled" in set(result.simulations.status.values)
     with pytest.raises(RuntimeError, match="already started"):
         monitor.start()

@@ -164,11 +164,9 @@ def run_ranks(study, *, progress: bool, callback=None, callback_every: int = 20)
                     bar.set_postfix(samples_per_s=f"{drawn / (time.monotonic() - begun):.0f}", refresh=False)
                     if study.stopping:
                         store.set(f"{prefix}/stop", "1")
-                    while callback is not None and store.check([key := f"{prefix}/report/{reports.count + 1}"]):
-                        reports.add(pickle.loads(store.get(key)))
-                        store.delete_key(key)
-                        callback(reports.result())
+                    _call_back(store, prefix, reports, callback)
                     time.sleep(WATCH_EVERY)
+                _call_back(store, prefix, reports, callback)  # what came in the last turn
                 parts = client.gather(futures)
             finally:
                 store.set(f"{prefix}/stop", "1")  # ranks still running (an error here, an interrupt) stop
@@ -254,7 +252,7 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         study.trainer.to(study.device)
         study.trainer.distribute()
         study.name = f"{study.name}-rank-{rank}"
-        told = {"metrics": 0, "checks": 0, "reports": 0}
+        told = {"metrics": 0, "checks": len(study.checks), "reports": 0}  # a resumed study's checks are known
         reporting = (lambda _: report(study, told)) if study.report_every else None
         study.run(progress=False, callback=reporting, callback_every=study.report_every or 1)
         trainer = _on_cpu(study.trainer.state_dict()) if rank == 0 else None
@@ -281,6 +279,18 @@ def report(study, told: dict) -> None:
     told["checks"] += len(checks)
     told["reports"] += 1
     study.group.store.set(f"report/{told['reports']}", pickle.dumps({"parts": parts, "checks": checks}))
+
+
+def _call_back(store, prefix: str, reports, callback) -> None:
+    """Take in the ranks' reports waiting in the store, then call ``callback`` once with the study so far."""
+    if callback is None:
+        return
+    count = reports.count
+    while store.check([key := f"{prefix}/report/{reports.count + 1}"]):
+        reports.add(pickle.loads(store.get(key)))
+        store.delete_key(key)
+    if reports.count > count:
+        callback(reports.result())
 
 
 class Reports:
@@ -310,11 +320,18 @@ class Reports:
         view.metrics = History(self.study.metrics.columns)
         view.metrics.extend(self.study.metrics.rows())  # a resumed study's earlier batches
         view.metrics.extend(summed([history.rows() for history in self.metrics], self.study.metrics.columns))
-        view.checks, view.rank_metrics = self.checks, self.metrics
+        view.checks, view.rank_metrics = _copy(self.checks), [_copy(history) for history in self.metrics]
         view.buffer_metrics = {
             key: sum(part["buffer"][key] for part in self.parts) for key in ("trained", "evicted_unseen")
         }
         return view.result()
+
+
+def _copy(history: History) -> History:
+    """A copy of ``history`` that later rows do not change."""
+    copied = History(history.columns)
+    copied.extend(history.rows())
+    return copied
 
 
 def check_ranks(study, *, record: bool) -> None:

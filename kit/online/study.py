@@ -269,17 +269,20 @@ class OnlineStudy:
         """
         import torch
 
-        if self.trainers > 1 and self.group is None:
-            merge(self, run_ranks(self, progress=progress, callback=callback, callback_every=callback_every))
-            return self.result()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.torch_threads or threads)
-        gc.freeze()
         try:
-            return self._run(progress, callback, callback_every)
+            if self.trainers > 1 and self.group is None:
+                merge(self, run_ranks(self, progress=progress, callback=callback, callback_every=callback_every))
+                return self.result()
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.torch_threads or threads)
+            gc.freeze()
+            try:
+                return self._run(progress, callback, callback_every)
+            finally:
+                gc.unfreeze()
+                torch.set_num_threads(threads)
         finally:
-            gc.unfreeze()
-            torch.set_num_threads(threads)
+            self.stopping = False  # a stop ends this run, not the next
 
     def _run(self, progress, callback, callback_every) -> StudyResult:
         from distributed import Event
