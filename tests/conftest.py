@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -52,3 +53,16 @@ def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def pick_freeze_fields(sim, study_seed, n_groups, step):
+    """Fields at ``step`` of the pick-freeze simulations a study with ``study_seed`` runs, as float32 streams."""
+    from kit.sampling import PickFreezeSampler
+    from kit.seeding import simulation_seed
+
+    sampler_seed = np.random.SeedSequence(study_seed).spawn(3)[0]  # the study's sampler stream
+    points = PickFreezeSampler(sim.space, sampler_seed).ask(n_groups * (sim.space.dim + 2))
+    group = sim.space.dim + 2  # the rows of a group share its first row's seed
+    fields = [sim.trajectory(p, seed=simulation_seed(study_seed, i - i % group)).values[step - 1]
+              for i, p in enumerate(points)]  # fmt: skip
+    return np.array(fields, dtype=np.float32).reshape(n_groups, sim.space.dim + 2, *fields[0].shape)

@@ -88,6 +88,24 @@ def test_state_round_trip_mid_stream_continues_exactly():
         np.testing.assert_array_equal(second.sobols[step].total_order, whole.sobols[step].total_order)
 
 
+def test_instances_fed_by_several_ranks_merge_into_the_indices_of_one():
+    items, outputs = stream(20, seed=3)
+    ranks = [FieldSobol(D, SHAPE, STEPS) for _ in range(3)]
+    ranks[1].discard(5 * (D + 2))  # group 5 lost a row on rank 1
+    for point, step, field in items:  # each simulation on the rank that ran it: its rows and steps split groups
+        if point // (D + 2) != 5:
+            ranks[point % 3].add(point, step, field)
+    assert all(rank.pending for rank in ranks)
+    merged = ranks[0].empty().merge(ranks[0]).merge(ranks[1]).merge(ranks[2])
+    assert merged.n_groups == 19 and merged.pending == 0 and merged.discarded == {5}
+    for step in STEPS:
+        batch = IterativeSobol(D, SHAPE)
+        batch.update(np.delete(outputs[step], 5, axis=0))
+        np.testing.assert_allclose(merged.sobols[step].total_order, batch.total_order, atol=1e-10)
+    with pytest.raises(ValueError, match="cannot merge: steps differs"):
+        merged.merge(FieldSobol(D, SHAPE, [1]))
+
+
 def test_scalar_quantities_get_their_own_indices():
     items, outputs = stream(30)
     maps = FieldSobol(D, SHAPE, STEPS, quantities={"corner": lambda step, field: field[0, 0] * step})

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import pick_freeze_fields
 from distributed import Client
 
 from kit.cluster import connect
@@ -483,19 +484,6 @@ def test_absent_device_is_an_error():
         pytest.skip("a CUDA device is present")
     with pytest.raises(ValueError, match="device 'cuda' is not available here"):
         OnlineStudy(Heat2D(n=8, steps=4), device="cuda")
-
-
-def pick_freeze_fields(sim, study_seed, n_groups, step):
-    """Fields at ``step`` of the pick-freeze simulations a study with ``study_seed`` runs, as float32 streams."""
-    from kit.sampling import PickFreezeSampler
-    from kit.seeding import simulation_seed
-
-    sampler_seed = np.random.SeedSequence(study_seed).spawn(3)[0]  # the study's sampler stream
-    points = PickFreezeSampler(sim.space, sampler_seed).ask(n_groups * (sim.space.dim + 2))
-    group = sim.space.dim + 2  # the rows of a group share its first row's seed
-    fields = [sim.trajectory(p, seed=simulation_seed(study_seed, i - i % group)).values[step - 1]
-              for i, p in enumerate(points)]  # fmt: skip
-    return np.array(fields, dtype=np.float32).reshape(n_groups, sim.space.dim + 2, *fields[0].shape)
 
 
 def test_one_simulation_budget_gives_the_surrogate_and_the_sobol_maps(client, tmp_path):

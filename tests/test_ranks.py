@@ -112,6 +112,30 @@ def test_a_callback_sees_the_ranks_so_far_and_stop_ends_them(client, tmp_path):
     assert "cancelled" in result.simulations.status.values and result.accounting["balanced"] == 1
 
 
+@pytest.mark.parametrize("then", [2, 1])
+def test_sobol_maps_from_two_ranks_are_those_of_one_budget_through_a_checkpoint(client, tmp_path, then):
+    from conftest import pick_freeze_fields
+
+    from kit.sensitivity import FieldSobol, IterativeSobol
+
+    simulator, path = Heat2D(n=8, steps=4), tmp_path / "study.ckpt"
+    d = simulator.space.dim
+    options = dict(n_simulations=4 * (d + 2), sampler="pick_freeze", capacity=64, watermark=8, batch_size=8,
+                   chunk_steps=2, seed=5, client=client, checkpoint=path, checkpoint_every=1)  # fmt: skip
+    first = OnlineStudy(simulator, trainers=2, max_batches=2, sensitivity=FieldSobol(d, (8, 8), [2, 4]), **options)
+    first.run(progress=False)  # stops at batch 2; the checkpoint holds both ranks' maps merged
+    saved = pickle.loads(path.read_bytes())["sensitivity"]
+    assert FieldSobol(d, (8, 8), [2, 4]).load_state_dict(saved).n_groups <= 4
+    maps = FieldSobol(d, (8, 8), [2, 4])
+    result = OnlineStudy(simulator, trainers=then, sensitivity=maps, **options).run(progress=False)
+    assert maps.n_groups == 4 and maps.pending == 0 and result.accounting["balanced"] == 1  # in the study's object
+    for step in (2, 4):
+        batch = IterativeSobol(d, (8, 8))
+        batch.update(pick_freeze_fields(simulator, 5, 4, step=step))
+        np.testing.assert_allclose(result.sensitivity.ST.sel(step=step), batch.total_order, atol=1e-10)
+        np.testing.assert_allclose(result.sensitivity.S1.sel(step=step), batch.first_order, atol=1e-10)
+
+
 @pytest.mark.parametrize("then", [1, 3])
 def test_a_checkpoint_of_two_ranks_resumes_on_another_number_with_nothing_lost_or_trained_twice(client, tmp_path, then):
     simulator = Heat2D(n=12, steps=20)
@@ -195,6 +219,14 @@ def test_a_checkpoint_split_for_another_number_of_ranks_keeps_every_unseen_sampl
     assert sum(sum(part["ledger"]["ended"].values()) for part in parts) == 2
     assert sum(part["n_simulations"] for part in parts) == 7  # 2 done, 2 running, 3 still to launch
     assert sorted(s for part in parts for s in part["ledger"]["simulations"]) == [0, 1, 2, 3]
+    for part in parts:  # each rank's buffer goes on from its part: every unseen sample trained once
+        buffer = make_buffer(policy, 8, watermark=2, seed=0)
+        buffer.load_state_dict(part["buffer"])
+        trained = buffer.metrics()["trained"]
+        buffer.close()
+        while buffer.ready():
+            buffer.get_batch(2)
+        assert buffer.metrics()["trained"] - trained == np.count_nonzero(part["buffer"]["uses"] == 0)
 
 
 class Recording:

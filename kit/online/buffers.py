@@ -437,6 +437,14 @@ class Reservoir(Buffer):
         target = np.arange(u - first, u)
         _swap(self._order, np.setdiff1d(drawn, target), np.setdiff1d(target, drawn))
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """As :meth:`Buffer.load_state_dict`; the unseen samples first (in their order, then the seen in
+        theirs), as the positions of a reservoir must be: samples merged from several ranks' buffers
+        (:func:`kit.online.resplit.split`) may come interleaved."""
+        super().load_state_dict(state)
+        unseen = self._uses[: self._n] == 0
+        self._order[: self._n] = np.concatenate([np.flatnonzero(unseen), np.flatnonzero(~unseen)])
+
 
 BUFFERS: dict[str, type[Buffer]] = {cls.name: cls for cls in (FIFO, FIRO, Reservoir)}
 

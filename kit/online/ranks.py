@@ -178,12 +178,14 @@ def run_ranks(study, *, progress: bool, callback=None, callback_every: int = 20)
 
 def _spec(study, rank: int, resumed: dict | None):
     """The copy of ``study`` sent to rank ``rank`` with its part of the checkpoint resumed: without its
-    client and sampler (they stay here), and without the validation set but on rank 0 (which validates)."""
+    client and sampler (they stay here), and without the validation set and the Sobol' maps so far but on
+    rank 0 (which validates, and whose maps the others' are merged into)."""
     spec = copy.copy(study)
     spec.client = spec.sampler = None
     spec.resumed = resumed
-    if rank:
+    if rank:  # rank 0 validates, and its Sobol' maps go on from the study's (a resumed study's) own
         spec.validation = None
+        spec.sensitivity = None if study.sensitivity is None else study.sensitivity.empty()
     return spec
 
 
@@ -257,7 +259,8 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         study.run(progress=False, callback=reporting, callback_every=study.report_every or 1)
         trainer = _on_cpu(study.trainer.state_dict()) if rank == 0 else None
         return {"ledger": study.ledger, "metrics": study.metrics, "checks": study.checks,
-                "buffer": study.buffer.metrics(), "run_stats": study.run_stats, "trainer": trainer}  # fmt: skip
+                "buffer": study.buffer.metrics(), "run_stats": study.run_stats, "trainer": trainer,
+                "sensitivity": study.sensitivity}  # fmt: skip
     finally:
         if draws is not None:
             draws.close()
@@ -309,7 +312,8 @@ class Reports:
         self.parts, self.count = report["parts"], self.count + 1
 
     def result(self):
-        """The study's :class:`~kit.online.results.StudyResult` so far (its model is not trained here)."""
+        """The study's :class:`~kit.online.results.StudyResult` so far (its model is not trained here, and it
+        has no Sobol' maps yet)."""
         view = copy.copy(self.study)
         view.ledger = Ledger()
         for part in self.parts:
@@ -321,6 +325,7 @@ class Reports:
         view.metrics.extend(self.study.metrics.rows())  # a resumed study's earlier batches
         view.metrics.extend(summed([history.rows() for history in self.metrics], self.study.metrics.columns))
         view.checks, view.rank_metrics = _copy(self.checks), [_copy(history) for history in self.metrics]
+        view.sensitivity = None  # the ranks' Sobol' maps are merged at the end
         view.buffer_metrics = {
             key: sum(part["buffer"][key] for part in self.parts) for key in ("trained", "evicted_unseen")
         }
@@ -342,9 +347,8 @@ def check_ranks(study, *, record: bool) -> None:
     n = study.trainers
     if study.n_simulations < n:
         raise ValueError(f"n_simulations ({study.n_simulations}) must be at least trainers ({n}): each rank needs some")
-    for name, given in (("sensitivity", study.sensitivity is not None), ("record", record)):
-        if given:
-            raise ValueError(f"{name} is not available with trainers > 1 yet: pass trainers=1 to use it")
+    if record:
+        raise ValueError("record is not available with trainers > 1 yet: pass trainers=1 to use it")
     address = study.data_address
     if address is not None and not (address.startswith("tcp://") and address.rsplit(":", 1)[-1] in ("*", "0")):
         raise ValueError(
@@ -391,7 +395,8 @@ def save_checkpoint(study) -> None:
     with study.intake.lock:  # a consistent snapshot of what the receiver also changes
         part = {"buffer": study.buffer.state_dict(), "ledger": study.ledger.state(),
                 "held": copy.deepcopy(study.intake.held), "metrics": study.metrics.unsaved(),
-                "arrivals": study.ledger.arrivals.unsaved(), "epoch": study.epochs[-1]}  # fmt: skip
+                "arrivals": study.ledger.arrivals.unsaved(), "epoch": study.epochs[-1],
+                "sensitivity": None if study.sensitivity is None else study.sensitivity.state_dict()}  # fmt: skip
         study.metrics.mark_saved(len(study.metrics))
         study.ledger.arrivals.mark_saved(len(study.ledger.arrivals))
     parts = study.group.gather(part)
@@ -408,8 +413,19 @@ def save_checkpoint(study) -> None:
         "fingerprint": fingerprint(study), "trainer": _on_cpu(study.trainer.state_dict()), "sampler": sampler,
         "next_id": next_id, "offered": study.unlaunched,
         "epochs": [*study.epochs[:-1], *(p["epoch"] for p in parts)], "ledger": ledger,
-        "buffers": [p["buffer"] for p in parts], "helds": [p["held"] for p in parts], "sensitivity": None,
+        "buffers": [p["buffer"] for p in parts], "helds": [p["held"] for p in parts],
+        "sensitivity": _merged(study.sensitivity, [p["sensitivity"] for p in parts]),
     })  # fmt: skip
+
+
+def _merged(sensitivity, states: list) -> dict | None:
+    """The ranks' Sobol' maps (their states) merged into one state, or None without maps."""
+    if sensitivity is None:
+        return None
+    total = sensitivity.empty()
+    for state in states:
+        total.merge(sensitivity.empty().load_state_dict(state))
+    return total.state_dict()
 
 
 def _on_cpu(state):
@@ -438,6 +454,8 @@ def merge(study, parts: list[dict]) -> None:
         ledger.arrivals.extend(part["ledger"].arrivals.rows())
     study.metrics.extend(summed([part["metrics"].rows() for part in parts], study.metrics.columns))
     study.checks = parts[0]["checks"]
+    if study.sensitivity is not None:  # into the study's own object: rank 0's maps went on from it
+        study.sensitivity.load_state_dict(_merged(study.sensitivity, [p["sensitivity"].state_dict() for p in parts]))
     study.rank_metrics = [part["metrics"] for part in parts]
     study.buffer_metrics = {key: sum(part["buffer"][key] for part in parts) for key in ("trained", "evicted_unseen")}
     study.run_stats = {

@@ -112,11 +112,45 @@ class FieldSobol:
         values[at, row] = field
         scalars[at, row] = [quantity(step, field) for quantity in self.quantities.values()]
         arrived[at, row] = True
+        self._fold(group)
+
+    def _fold(self, group: int) -> None:
+        """Fold ``group`` into the indices once every row delivered every kept step."""
+        values, scalars, arrived = self._partial[group]
         if arrived.all():
             for at, kept in enumerate(self.steps):
                 self.sobols[kept].update(values[at])
                 self.quantity_sobols[kept].update(scalars[at])
             del self._partial[group]
+
+    def empty(self) -> FieldSobol:
+        """An instance built with the same arguments that has seen nothing."""
+        estimator = self.sobols[self.steps[0]].estimator
+        return FieldSobol(self.n_params, self.shape, self.steps, estimator=estimator, quantities=self.quantities)
+
+    def merge(self, other: FieldSobol) -> FieldSobol:
+        """Add what ``other`` (built with the same arguments, fed other simulations: another training rank's)
+        took in: its folded groups exactly, its partial groups joined with these (folded once complete), its
+        discarded groups; returns self."""
+        for name, mine, theirs in _arguments(self, other):
+            if mine != theirs:
+                raise ValueError(f"cannot merge: {name} differs ({theirs!r} in other, {mine!r} here)")
+        for step in self.steps:
+            self.sobols[step].merge(other.sobols[step])
+            self.quantity_sobols[step].merge(other.quantity_sobols[step])
+        self.discarded |= other.discarded
+        for group, (values, scalars, arrived) in other._partial.items():
+            if group in self.discarded:
+                continue
+            if group not in self._partial:
+                self._partial[group] = (values.copy(), scalars.copy(), arrived.copy())
+            else:
+                mine = self._partial[group]
+                mine[0][arrived], mine[1][arrived], mine[2][arrived] = values[arrived], scalars[arrived], True
+            self._fold(group)
+        for group in self.discarded:
+            self._partial.pop(group, None)
+        return self
 
     def discard(self, point: int) -> None:
         """Simulation ``point`` will never deliver all its steps: drop its group (counted in ``discarded``)."""
@@ -198,6 +232,12 @@ class FieldSobol:
             f"FieldSobol(n_params={self.n_params}, shape={self.shape}, steps={list(self.steps)}, "
             f"n_groups={self.n_groups}, pending={self.pending})"
         )
+
+
+def _arguments(a: FieldSobol, b: FieldSobol):
+    """What two instances must share to be merged: (name, a's, b's)."""
+    for name, of in (("n_params", int), ("shape", tuple), ("steps", tuple), ("quantities", list)):
+        yield name, of(getattr(a, name)), of(getattr(b, name))
 
 
 def _check_steps(steps) -> tuple[int, ...]:
