@@ -106,6 +106,20 @@ def test_instances_fed_by_several_ranks_merge_into_the_indices_of_one():
         merged.merge(FieldSobol(D, SHAPE, [1]))
 
 
+def test_a_simulation_that_delivered_every_kept_step_keeps_its_group_when_discarded():
+    items, outputs = stream(2, seed=4)
+    ranks = [FieldSobol(D, SHAPE, STEPS) for _ in range(2)]
+    for point, step, field in items:  # row 1 of each group on rank 1, the others on rank 0
+        ranks[int(point % (D + 2) == 1)].add(point, step, field)
+    ranks[1].discard(1)  # row 1 of group 0 cancelled once its kept steps were in: its group stays
+    ranks[0].discard(2)  # row 2 of group 0 too, on the other rank
+    merged = ranks[0].empty().merge(ranks[0]).merge(ranks[1])
+    assert merged.n_groups == 2 and merged.discarded == set()
+    batch = IterativeSobol(D, SHAPE)
+    batch.update(outputs[4])
+    np.testing.assert_allclose(merged.sobols[4].total_order, batch.total_order, atol=1e-10)
+
+
 def test_scalar_quantities_get_their_own_indices():
     items, outputs = stream(30)
     maps = FieldSobol(D, SHAPE, STEPS, quantities={"corner": lambda step, field: field[0, 0] * step})

@@ -312,8 +312,8 @@ class Reports:
         self.parts, self.count = report["parts"], self.count + 1
 
     def result(self):
-        """The study's :class:`~kit.online.results.StudyResult` so far (its model is not trained here, and it
-        has no Sobol' maps yet)."""
+        """The study's :class:`~kit.online.results.StudyResult` so far (its model is not trained here, and its
+        Sobol' maps are empty until the end)."""
         view = copy.copy(self.study)
         view.ledger = Ledger()
         for part in self.parts:
@@ -325,7 +325,8 @@ class Reports:
         view.metrics.extend(self.study.metrics.rows())  # a resumed study's earlier batches
         view.metrics.extend(summed([history.rows() for history in self.metrics], self.study.metrics.columns))
         view.checks, view.rank_metrics = _copy(self.checks), [_copy(history) for history in self.metrics]
-        view.sensitivity = None  # the ranks' Sobol' maps are merged at the end
+        if view.sensitivity is not None:  # the ranks' Sobol' maps are merged at the end
+            view.sensitivity = view.sensitivity.empty()
         view.buffer_metrics = {
             key: sum(part["buffer"][key] for part in self.parts) for key in ("trained", "evicted_unseen")
         }

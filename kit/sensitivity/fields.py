@@ -153,8 +153,12 @@ class FieldSobol:
         return self
 
     def discard(self, point: int) -> None:
-        """Simulation ``point`` will never deliver all its steps: drop its group (counted in ``discarded``)."""
-        group = int(point) // self.group_size
+        """Simulation ``point`` will never deliver all its steps: drop its group (counted in ``discarded``),
+        unless it already delivered every kept step (its group can still complete, here or, merged, with
+        the rows another training rank received)."""
+        group, row = divmod(int(point), self.group_size)
+        if group in self._partial and self._partial[group][2][:, row].all():
+            return
         self.discarded.add(group)
         self._partial.pop(group, None)
 
