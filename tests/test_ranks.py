@@ -112,6 +112,35 @@ def test_a_callback_sees_the_ranks_so_far_and_stop_ends_them(client, tmp_path):
     assert "cancelled" in result.simulations.status.values and result.accounting["balanced"] == 1
 
 
+def test_a_study_on_two_ranks_records_a_trace_of_both(client, tmp_path):
+    from kit.replay import load_trace
+    from kit.replay.calibrate import fidelity
+
+    simulator = Heat2D(n=8, steps=5)
+    study = OnlineStudy(simulator, n_simulations=5, sampler=sobol(simulator.space, 8, seed=1), buffer="fifo",
+                        capacity=64, watermark=8, batch_size=8, chunk_steps=2, seed=5, client=client, trainers=2,
+                        record=True)  # fmt: skip
+    result = study.run(progress=False)
+    trace = result.trace("two-ranks")
+    chunks = [t for t in trace.tasks if t.component == "simulation"]
+    batches = [t for t in trace.tasks if t.component == "training"]
+    assert sum(t.output_bytes for t in chunks) == 5 * 5 * 8 * 8 * 4 and trace.attrs["ranks"] == 2
+    steps = len(result.metrics.batch)
+    assert sorted(t.host for t in batches) == ["client-0"] * steps + ["client-1"] * steps
+    by_id = {t.id: t for t in trace.tasks}
+    for batch in batches:  # each step after the previous step of both ranks (gradients all-reduced)
+        number, rank = batch.id[len("train") :].split("-r")
+        if int(number) > 1:
+            assert {f"train{int(number) - 1}-r0", f"train{int(number) - 1}-r1"} <= set(batch.parents)
+        chunk_hosts = {by_id[p].host for p in batch.parents if p.startswith("sim")}
+        assert chunk_hosts <= set(client.scheduler_info()["workers"])
+    used = [p for b in batches for p in b.parents if p.startswith("sim")]
+    assert sorted(used) == sorted(t.id for t in chunks)  # each chunk first seen by one batch of one rank
+    trace.save(tmp_path / "ranks.json")
+    assert [t.id for t in load_trace(tmp_path / "ranks.json").tasks] == [t.id for t in trace.tasks]
+    assert np.isfinite(float(fidelity(trace).makespan_error))
+
+
 @pytest.mark.parametrize("then", [2, 1])
 def test_sobol_maps_from_two_ranks_are_those_of_one_budget_through_a_checkpoint(client, tmp_path, then):
     from conftest import pick_freeze_fields
@@ -295,7 +324,6 @@ def test_rank_shares_add_up_round_robin():
     [
         ({"trainers": 3, "n_simulations": 2}, "n_simulations"),
         ({"trainers": 2, "backend": "nccl"}, "backend 'nccl'"),  # not in a CPU build; else needs device cuda
-        ({"trainers": 2, "record": True}, "record"),
         ({"trainers": 2, "data_address": "tcp://127.0.0.1:5555"}, "data_address"),
         ({"trainers": 0}, "trainers"),
         ({"trainers": 2, "rank_timeout": 0}, "rank_timeout"),

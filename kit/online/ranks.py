@@ -260,7 +260,7 @@ def train_rank(study, rank: int, rendezvous: Rendezvous) -> dict:
         trainer = _on_cpu(study.trainer.state_dict()) if rank == 0 else None
         return {"ledger": study.ledger, "metrics": study.metrics, "checks": study.checks,
                 "buffer": study.buffer.metrics(), "run_stats": study.run_stats, "trainer": trainer,
-                "sensitivity": study.sensitivity}  # fmt: skip
+                "sensitivity": study.sensitivity, "timeline": study.timeline}  # fmt: skip
     finally:
         if draws is not None:
             draws.close()
@@ -340,7 +340,7 @@ def _copy(history: History) -> History:
     return copied
 
 
-def check_ranks(study, *, record: bool) -> None:
+def check_ranks(study) -> None:
     """Refuse, naming the culprit, what several ranks cannot do."""
     import torch
     import torch.distributed as dist
@@ -348,8 +348,6 @@ def check_ranks(study, *, record: bool) -> None:
     n = study.trainers
     if study.n_simulations < n:
         raise ValueError(f"n_simulations ({study.n_simulations}) must be at least trainers ({n}): each rank needs some")
-    if record:
-        raise ValueError("record is not available with trainers > 1 yet: pass trainers=1 to use it")
     address = study.data_address
     if address is not None and not (address.startswith("tcp://") and address.rsplit(":", 1)[-1] in ("*", "0")):
         raise ValueError(
@@ -458,6 +456,8 @@ def merge(study, parts: list[dict]) -> None:
     if study.sensitivity is not None:  # into the study's own object: rank 0's maps went on from it
         study.sensitivity.load_state_dict(_merged(study.sensitivity, [p["sensitivity"].state_dict() for p in parts]))
     study.rank_metrics = [part["metrics"] for part in parts]
+    if study.timeline is not None:  # each rank's: a trace puts their batches on hosts of their own
+        study.timeline = [part["timeline"] for part in parts]
     study.buffer_metrics = {key: sum(part["buffer"][key] for part in parts) for key in ("trained", "evicted_unseen")}
     study.run_stats = {
         **{key: sum(part["run_stats"][key] for part in parts) for key in parts[0]["run_stats"]},

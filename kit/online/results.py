@@ -9,6 +9,7 @@ import xarray as xr
 
 from kit.online.history import History
 from kit.online.ledger import Ledger
+from kit.online.timeline import trace
 
 
 @dataclass
@@ -25,15 +26,15 @@ class StudyResult:
     config: dict
     field_sobol: object = None
     simulator: object = None
-    timeline: object = None
+    timeline: object = None  # a Timeline, or one a training rank
     rank_metrics: list[History] | None = None  # each training rank's metrics, with several
 
     def trace(self, name: str = "online-study"):
-        """The study as a :class:`kit.replay.Trace` (chunks on their workers, batches on the client); needs
-        ``OnlineStudy(record=True)``."""
+        """The study as a :class:`kit.replay.Trace` (chunks on their workers, batches on the client, or on
+        ``client-r`` for rank ``r`` of several); needs ``OnlineStudy(record=True)``."""
         if self.timeline is None:
             raise ValueError("this study kept no timeline: run it with OnlineStudy(..., record=True)")
-        return self.timeline.trace(name)
+        return trace(self.timeline if isinstance(self.timeline, list) else [self.timeline], name)
 
     @property
     def metrics(self) -> xr.Dataset:

@@ -112,7 +112,8 @@ class OnlineStudy:
         study runs (default 1: the other cores run simulations).
     record
         Keep a timeline of every chunk received and batch trained (``result.trace()``: a
-        :class:`kit.replay.Trace` to replay on other platforms); a resumed study records from the resume on.
+        :class:`kit.replay.Trace` to replay on other platforms; each rank's, with several); a resumed study
+        records from the resume on.
     trainers, trainer_resources, backend, rank_timeout
         Training ranks (data-parallel, :mod:`kit.online.ranks`): each a task on its own dask worker (one with
         ``trainer_resources``, such as ``{"GPU": 1}``, when given; a ``LocalCluster`` gets ``trainers`` more
@@ -256,7 +257,7 @@ class OnlineStudy:
         self.stopping = False
         self._buffer_seed = buffer_seed
         if trainers > 1:
-            check_ranks(self, record=record)
+            check_ranks(self)
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, *, progress: bool = True, callback=None, callback_every: int = 20) -> StudyResult:

@@ -3,7 +3,8 @@ batch (which chunks it was the first to see), turned into a :class:`kit.replay.T
 
 Streaming becomes a DAG: each chunk is a task on the worker that made it, after the previous chunk of its
 simulation run; each batch is a task on the ``client`` (from the start of the study loop's iteration that
-trained it) after the previous batch and after the chunks that reached the study since it. Replaying that
+trained it) after the previous batch and after the chunks that reached the study since it. With several
+training ranks, rank ``r``'s batches are on ``client-r``, each after the previous batch of every rank. Replaying that
 DAG on another platform moves the chunks to wherever training runs and keeps the trainer waiting for data
 as the recorded study did; the trace's ``transfer_latency`` (the median delay of a chunk from its worker to
 the study) calibrates the links.
@@ -61,40 +62,7 @@ class Timeline:
 
     def trace(self, name: str) -> Trace:
         """The study as a trace (components ``simulation`` and ``training``)."""
-        if not self.chunks and not self.batches:
-            raise ValueError("the timeline is empty: nothing was received or trained")
-        triggers = self._triggers()
-        launched = {run: self.launches.get((c["sim"], c["attempt"]), c["started"]) for run, c in self._firsts().items()}
-        origin = min([min(launched.get(c["run"], c["started"]), c["started"]) for c in self.chunks]
-                     + [b["start"] for b in self.batches])  # fmt: skip
-        ids, previous = self._ids(), {}
-        tasks = []
-        for chunk, task_id in zip(self.chunks, ids, strict=True):
-            run = chunk["run"]
-            if run in previous:
-                parents = (previous[run],)
-                start = chunk["started"] - origin
-            else:  # from its submission, after the simulation whose end freed its slot
-                parents = (triggers[run],) if run in triggers else ()
-                start = min(launched[run], chunk["started"]) - origin
-            previous[run] = task_id
-            end = chunk["made"] - origin
-            host = chunk["worker"] or "worker"
-            tasks.append(
-                Task(task_id, "simulate", start, end, host, parents, "simulation", output_bytes=chunk["bytes"])
-            )
-        last = None
-        for batch in self.batches:
-            parents = ((last,) if last else ()) + tuple(ids[i] for i in batch["chunks"])
-            last = f"train{batch['batch']}"
-            received = sum(self.chunks[i]["bytes"] for i in batch["chunks"])
-            tasks.append(Task(last, "train", batch["start"] - origin, batch["end"] - origin, CLIENT, parents,
-                              "training", input_bytes=received))  # fmt: skip
-        # Streaming a chunk to the study (socket queues, receiving) takes a delay a replay prices as latency.
-        delays = [max(c["arrived"] - c["made"], 0.0) for c in self.chunks]
-        attrs = {"source": "kit.online.OnlineStudy", "chunks": len(self.chunks), "batches": len(self.batches),
-                 "transfer_latency": float(np.median(delays)) if delays else 0.0}  # fmt: skip
-        return Trace(name, tasks, attrs=attrs)
+        return trace([self], name)
 
     def _firsts(self) -> dict[str, dict]:
         """The first chunk of each run."""
@@ -131,3 +99,50 @@ class Timeline:
             ids.append(f"sim{chunk['sim']}-a{chunk['attempt']}-{run[:8]}-c{counts[run]}")
             counts[run] += 1
         return ids
+
+
+def trace(timelines: list[Timeline], name: str) -> Trace:
+    """A study as a trace, from the timeline of each training rank: one rank's batches run on ``client``;
+    with several, rank ``r``'s on ``client-r``, each after the previous batch of every rank (their gradients
+    are all-reduced), and each rank's simulations follow the ends that freed their slots on that rank."""
+    if not any(timeline.chunks or timeline.batches for timeline in timelines):
+        raise ValueError("the timeline is empty: nothing was received or trained")
+    launched = [{run: t.launches.get((c["sim"], c["attempt"]), c["started"]) for run, c in t._firsts().items()}
+                for t in timelines]  # fmt: skip
+    origin = min([min(runs[c["run"]], c["started"]) for t, runs in zip(timelines, launched, strict=True)
+                  for c in t.chunks] + [b["start"] for t in timelines for b in t.batches])  # fmt: skip
+    tasks, delays, steps = [], [], {}
+    several = len(timelines) > 1
+    for rank, (timeline, launches) in enumerate(zip(timelines, launched, strict=True)):
+        triggers, ids, previous = timeline._triggers(), timeline._ids(), {}
+        for chunk, task_id in zip(timeline.chunks, ids, strict=True):
+            run = chunk["run"]
+            if run in previous:
+                parents = (previous[run],)
+                start = chunk["started"] - origin
+            else:  # from its submission, after the simulation whose end freed its slot
+                parents = (triggers[run],) if run in triggers else ()
+                start = min(launches[run], chunk["started"]) - origin
+            previous[run] = task_id
+            tasks.append(Task(task_id, "simulate", start, chunk["made"] - origin, chunk["worker"] or "worker", parents,
+                              "simulation", output_bytes=chunk["bytes"]))  # fmt: skip
+            delays.append(max(chunk["arrived"] - chunk["made"], 0.0))
+        for batch in timeline.batches:
+            steps.setdefault(batch["batch"], []).append((rank, timeline, batch, ids))
+    last: list[str] = []
+    for number in sorted(steps):  # a step of every rank, after the last step of every rank
+        done = []
+        for rank, timeline, batch, ids in steps[number]:
+            host, task_id = (f"{CLIENT}-{rank}", f"train{number}-r{rank}") if several else (CLIENT, f"train{number}")
+            received = sum(timeline.chunks[i]["bytes"] for i in batch["chunks"])
+            parents = (*last, *(ids[i] for i in batch["chunks"]))
+            tasks.append(Task(task_id, "train", batch["start"] - origin, batch["end"] - origin, host, parents,
+                              "training", input_bytes=received))  # fmt: skip
+            done.append(task_id)
+        last = done
+    # Streaming a chunk to the study (socket queues, receiving) takes a delay a replay prices as latency.
+    attrs = {"source": "kit.online.OnlineStudy", "chunks": len(delays), "batches": len(tasks) - len(delays),
+             "transfer_latency": float(np.median(delays)) if delays else 0.0}  # fmt: skip
+    if several:
+        attrs["ranks"] = len(timelines)
+    return Trace(name, tasks, attrs=attrs)
