@@ -26,7 +26,7 @@ class StudyResult:
     config: dict
     field_sobol: object = None
     simulator: object = None
-    timeline: object = None  # a Timeline, or one a training rank
+    timeline: object = None  # a Timeline, or a list of them (one a training rank)
     rank_metrics: list[History] | None = None  # each training rank's metrics, with several
 
     def trace(self, name: str = "online-study"):
