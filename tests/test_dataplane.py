@@ -359,3 +359,22 @@ def test_a_ring_that_cannot_be_made_sends_over_the_socket():
     assert got[0].slot is None and float(got[0].fields[0, 0]) == 7.0
     receiver.close()
     assert _files(epoch) == []
+
+
+@needs_shared_memory
+def test_a_new_study_removes_the_files_of_epochs_whose_study_process_is_gone():
+    live, reused, foreign, empty, epoch = (new_epoch() for _ in range(5))
+    me = sharedmem._process(os.getpid())
+    namespace, pid, started = me.split()
+    for name, text in ((live, me), (reused, f"{namespace} {pid} {int(started) + 1}"),
+                       (foreign, f"0 {pid} {started}"), (empty, "")):  # fmt: skip
+        with open(os.path.join(sharedmem.DIRECTORY, sharedmem.prefix(name)), "w") as marker:
+            marker.write(text)  # a study of this process; one killed whose pid was reused; another namespace's
+        open(os.path.join(sharedmem.DIRECTORY, f"{sharedmem.prefix(name)}-{'0' * 16}.free"), "w").close()
+    receiver = Receiver("tcp://127.0.0.1:*", lambda ms: None, epoch=epoch)
+    try:
+        assert len(_files(live)) == len(_files(foreign)) == len(_files(empty)) == 2 and _files(reused) == []
+    finally:
+        receiver.close()
+        for name in (live, foreign, empty):
+            sharedmem.clean(name)

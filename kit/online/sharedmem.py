@@ -6,7 +6,8 @@ Each sending connection owns a :class:`Ring`: ``slots`` slots of one message's f
 slots back once it stored their steps. A sender takes a free slot for each message and waits while none is
 (backpressure: at most ``slots`` messages a connection are pending). The study maps a ring at its first
 message (:class:`Segments`) and removes its name at once, so that nothing is left behind once both ends
-closed it; leftovers of an epoch (a sender killed before its first message) are removed by :func:`clean`.
+closed it; leftovers of an epoch (a sender killed before its first message) are removed by :func:`clean`
+when the study ends, and those of a killed study by the next one started on the host (:func:`clean_orphans`).
 
 A sender uses its host's shared memory only where it sees the study's marker (:func:`mark`), a file named
 after the study's epoch and owned by its own user: the same host, the same ``/dev/shm``, and rings the study
@@ -43,15 +44,52 @@ def prefix(epoch: int) -> str:
 
 
 def mark(epoch: int) -> str:
-    """Create the marker of a study epoch (its senders on this host use shared memory); its path, or "" where
-    the host has no shared-memory file system."""
+    """Create the marker of a study epoch (its senders on this host use shared memory), saying which process
+    made it; its path, or "" where the host has no shared-memory file system. The files of epochs whose
+    study process is gone (killed: a kernel restarted mid-study) are removed first."""
+    clean_orphans()
     path = os.path.join(DIRECTORY, prefix(epoch))
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except OSError as exc:
         log.debug("no shared memory for study epoch %x: %s", epoch, exc)
         return ""
+    with os.fdopen(fd, "w") as marker:
+        marker.write(_process(os.getpid()) or "")
     return path
+
+
+def clean_orphans() -> None:
+    """Remove the files of this user's study epochs whose marker names a process of this PID namespace that
+    no longer runs."""
+    for path in glob.glob(os.path.join(DIRECTORY, "kit-" + "[0-9a-f]" * 16)):
+        try:
+            if os.stat(path).st_uid != os.geteuid():
+                continue
+            with open(path) as marker:
+                namespace, pid, started = marker.read().split()
+        except (OSError, ValueError):  # gone meanwhile, or not a marker this kit wrote
+            continue
+        if namespace == _namespace() and _process(int(pid)) != f"{namespace} {pid} {started}":
+            clean(int(os.path.basename(path)[4:], 16))
+
+
+def _namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "?"
+
+
+def _process(pid: int) -> str | None:
+    """``"<PID namespace> <pid> <start time>"`` of a running process (the start time tells a reused pid
+    apart), or None when it does not run."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            started = stat_file.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+    return f"{_namespace()} {pid} {started}"
 
 
 def shared_with(marker: str) -> bool:
