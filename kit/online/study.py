@@ -425,8 +425,14 @@ class OnlineStudy:
     # -- training ---------------------------------------------------------------------------------------
     def _drawn(self) -> int:
         """Samples drawn into batches so far."""
+        return self._buffer_metrics()["draws"]
+
+    def _buffer_metrics(self) -> dict:
+        """The buffer's counters, read under the intake's lock while the receiving thread may fill it."""
+        if self.intake is None:
+            return self.buffer.metrics()
         with self.intake.lock:
-            return self.buffer.metrics()["draws"]
+            return self.buffer.metrics()
 
     def _ready(self) -> bool:
         """Whether a batch can be trained now."""
@@ -516,7 +522,7 @@ class OnlineStudy:
             self.checks,
             self.ledger,
             dict(self.ledger.discarded),
-            self.buffer_metrics or self.buffer.metrics(),
+            self.buffer_metrics or self._buffer_metrics(),  # a callback's result is made while data arrive
             self.trainer,
             self.space,
             config,
