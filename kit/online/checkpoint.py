@@ -153,9 +153,6 @@ def take(study, part: dict) -> None:
     """``study``'s (or a rank's) part of a checkpoint (:func:`kit.online.resplit.split`)."""
     study.buffer.load_state_dict(part["buffer"])
     study.held = part["held"]
-    saved, ledger = part["ledger"], study.ledger
-    ledger.simulations = saved["simulations"]
-    ledger.running = {i: s for i, s in saved["simulations"].items() if s.status == "running"}
-    ledger.ended, ledger.produced, ledger.discarded = saved["ended"], saved["produced"], saved["discarded"]
-    for sim in ledger.running.values():
+    study.ledger.load(part["ledger"])
+    for sim in study.ledger.running.values():
         sim.reasons.append("resumed from checkpoint")

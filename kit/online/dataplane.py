@@ -290,8 +290,9 @@ class Sender:
     def fields(self, shape, dtype=np.float32) -> np.ndarray:
         """An array to make the next message's fields in: a slot of the connection's shared memory where it has
         one (waiting while the study holds them all, as a full queue does), else a new array."""
-        ring = self.connection.ring_for(math.prod(shape) * np.dtype(dtype).itemsize)
-        if ring is None or math.prod(shape) * np.dtype(dtype).itemsize > ring.slot_bytes:
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        ring = self.connection.ring_for(nbytes)
+        if ring is None or nbytes > ring.slot_bytes:
             return np.empty(shape, dtype)
         if self.slot is not None:  # taken for a message never sent
             ring.free.append(self.slot)

@@ -132,6 +132,12 @@ class Ledger:
         self.produced += steps
         self.discarded["previous epoch"] += steps
 
+    def load(self, state: dict) -> None:
+        """Take the simulations and counts of a :meth:`state` (the arrivals stay)."""
+        self.simulations = state["simulations"]
+        self.running = {i: s for i, s in state["simulations"].items() if s.status == "running"}
+        self.ended, self.produced, self.discarded = state["ended"], state["produced"], state["discarded"]
+
     def state(self) -> dict:
         """A checkpoint's copy of the ledger (the arrivals go to their own file)."""
         sims = {

@@ -316,20 +316,14 @@ class Reports:
         Sobol' maps are empty until the end)."""
         view = copy.copy(self.study)
         view.ledger = Ledger()
-        for part in self.parts:
-            view.ledger.simulations.update(part["ledger"]["simulations"])
-            view.ledger.ended.update(part["ledger"]["ended"])
-            view.ledger.discarded.update(part["ledger"]["discarded"])
-            view.ledger.produced += part["ledger"]["produced"]
+        view.ledger.load(merge_ledgers([part["ledger"] for part in self.parts]))
         view.metrics = History(self.study.metrics.columns)
         view.metrics.extend(self.study.metrics.rows())  # a resumed study's earlier batches
         view.metrics.extend(summed([history.rows() for history in self.metrics], self.study.metrics.columns))
         view.checks, view.rank_metrics = _copy(self.checks), [_copy(history) for history in self.metrics]
         if view.sensitivity is not None:  # the ranks' Sobol' maps are merged at the end
             view.sensitivity = view.sensitivity.empty()
-        view.buffer_metrics = {
-            key: sum(part["buffer"][key] for part in self.parts) for key in ("trained", "evicted_unseen")
-        }
+        view.buffer_metrics = _buffers(self.parts)
         return view.result()
 
 
@@ -427,6 +421,11 @@ def _merged(sensitivity, states: list) -> dict | None:
     return total.state_dict()
 
 
+def _buffers(parts: list[dict]) -> dict:
+    """The ranks' buffer counters that a study's accounting reads, added up."""
+    return {key: sum(part["buffer"][key] for part in parts) for key in ("trained", "evicted_unseen")}
+
+
 def _on_cpu(state):
     """A copy of a state dict with its tensors on the CPU."""
     import torch
@@ -445,11 +444,8 @@ def merge(study, parts: list[dict]) -> None:
     ranks at each batch (``study.rank_metrics`` keeps each rank's), rank 0's validation checks."""
     study.trainer.load_state_dict(parts[0]["trainer"])
     study.ledger = ledger = Ledger(arrivals=study.ledger.arrivals)  # the log of a resumed study goes on
+    ledger.load(merge_ledgers([vars(part["ledger"]) for part in parts]))
     for part in parts:
-        ledger.simulations.update(part["ledger"].simulations)
-        ledger.ended.update(part["ledger"].ended)
-        ledger.discarded.update(part["ledger"].discarded)
-        ledger.produced += part["ledger"].produced
         ledger.arrivals.extend(part["ledger"].arrivals.rows())
     study.metrics.extend(summed([part["metrics"].rows() for part in parts], study.metrics.columns))
     study.checks = parts[0]["checks"]
@@ -458,7 +454,7 @@ def merge(study, parts: list[dict]) -> None:
     study.rank_metrics = [part["metrics"] for part in parts]
     if study.timeline is not None:  # each rank's: a trace puts their batches on hosts of their own
         study.timeline = [part["timeline"] for part in parts]
-    study.buffer_metrics = {key: sum(part["buffer"][key] for part in parts) for key in ("trained", "evicted_unseen")}
+    study.buffer_metrics = _buffers(parts)
     study.run_stats = {
         **{key: sum(part["run_stats"][key] for part in parts) for key in parts[0]["run_stats"]},
         "ranks": [part["run_stats"] for part in parts],

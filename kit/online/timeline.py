@@ -60,10 +60,6 @@ class Timeline:
         self.batches.append({"batch": int(number), "start": float(start), "end": float(end), "chunks": self._since})
         self._since = []
 
-    def trace(self, name: str) -> Trace:
-        """The study as a trace (components ``simulation`` and ``training``)."""
-        return trace([self], name)
-
     def _firsts(self) -> dict[str, dict]:
         """The first chunk of each run."""
         firsts: dict[str, dict] = {}
