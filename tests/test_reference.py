@@ -13,11 +13,13 @@ RECORDED = paths.root() / "papers" / "deployment" / "recorded" / "simgrid-agreem
 needs_simgrid = pytest.mark.skipif(simgrid_python() is None, reason=f"SimGrid is not installed: {INSTALL}")
 
 
-def star(storage="s"):
-    """Three 2-core hosts, two of them on 1000 B/s links (0.5 s latency) to the third, which holds the inputs."""
+def star(storage="s", disks=None):
+    """Three 2-core hosts, two of them on 1000 B/s links (0.5 s latency) to the third, which holds the inputs;
+    ``disks`` maps hosts to their ``disk`` entry."""
+    disks = disks or {}
     return Platform.from_dict(
         {
-            "hosts": {name: {"tier": "hpc", "cores": 2} for name in ("a", "b", "s")},
+            "hosts": {name: {"tier": "hpc", "cores": 2, "disk": disks.get(name, {})} for name in ("a", "b", "s")},
             "links": [{"ends": [name, "s"], "bandwidth": 1000.0, "latency": 0.5} for name in ("a", "b")],
             "storage": storage,
         }
@@ -67,6 +69,17 @@ def test_hand_built_cases_end_every_task_when_simgrid_does(name):
     ours, theirs = replay(trace, star(), placement), simgrid_replay(trace, star(), placement)
     assert ours.ends == pytest.approx(theirs["ends"], rel=1e-12, abs=1e-12)
     assert ours.starts == pytest.approx(theirs["starts"], rel=1e-12, abs=1e-12)
+
+
+@needs_simgrid
+@pytest.mark.parametrize("name", ["per-file", "shared-link", "implicit"])
+def test_disks_share_their_bandwidth_as_simgrid_shares_links(name):
+    tasks, files, placement = CASES[name]
+    trace = Trace(name, tasks, files=files)
+    platform = star(disks={"s": {"read": 400.0}, "a": {"read": 700.0}, "b": {"write": 600.0, "read": 5000.0}})
+    ours, theirs = replay(trace, platform, placement), simgrid_replay(trace, platform, placement)
+    assert ours.ends == pytest.approx(theirs["ends"], rel=1e-12, abs=1e-12)
+    assert ours.makespan > replay(trace, star(), placement).makespan  # the disks slow it down
 
 
 @needs_simgrid

@@ -162,3 +162,64 @@ def test_streams_relabels_and_scaled_platforms_keep_files_storage_and_overhead()
     # p: overhead 0.25, 1 s; f to b: 0.5 + 1 s, then overhead; the training step after p on a: 0.25 + 0.5 s.
     assert result.ends["c"] == pytest.approx(0.25 + 1.0 + 1.5 + 0.25 + 1.0)
     assert result.ends["trainer:0"] == pytest.approx(0.25 + 1.0 + 0.25 + 0.5)
+
+
+def disks(read=None, write=None, storage=None):
+    """Hosts ``a``, ``b``, ``c`` (2 cores each) joined to ``a`` by links of 10^6 B/s without latency; disk
+    bandwidths (B/s) by host as given."""
+    hosts = {name: {"tier": "hpc", "cores": 2} for name in "abc"}
+    for mode, bandwidths in (("read", read or {}), ("write", write or {})):
+        for name, bandwidth in bandwidths.items():
+            hosts[name].setdefault("disk", {})[mode] = bandwidth
+    links = [{"ends": ["a", name], "bandwidth": 1e6} for name in "bc"]
+    return Platform.from_dict({"hosts": hosts, "links": links, "storage": storage})
+
+
+def test_transfers_from_one_disk_share_its_read_bandwidth():
+    # p on a writes two 1000-byte files, read by c1 on b and c2 on c: both leave a's disk at 500 B/s each.
+    trace = Trace(
+        "fan",
+        [job("p", 1.0, writes=["f1", "f2"]), job("c1", 1.0, ["p"], ["f1"]), job("c2", 3.0, ["p"], ["f2"])],
+        files={"f1": 1000, "f2": 1000},
+    )
+    placement = {"p": "a", "c1": "b", "c2": "c"}
+    result = replay(trace, disks(read={"a": 1000.0}), placement)
+    assert result.ready == pytest.approx({"p": 0.0, "c1": 3.0, "c2": 3.0}) and result.makespan == pytest.approx(6.0)
+    # Without a disk bandwidth the links alone (10^6 B/s) take 1 ms; on a's own host the files cost nothing.
+    assert replay(trace, disks(), placement).ready["c1"] == pytest.approx(1.001)
+    assert replay(trace, disks(read={"a": 1000.0}), "a").makespan == pytest.approx(4.0)
+
+
+def test_transfers_to_one_disk_share_its_write_bandwidth_and_the_slowest_part_of_a_route_sets_the_rate():
+    # b's 3000 bytes and c's 1000 bytes go to a, whose disk writes 2000 B/s: 1000 B/s each until c's ends at
+    # 2 (1 + 1000 / 1000), then b's last 2000 bytes alone at 2000 B/s: at 3.
+    tasks = [job("pb", 1.0, writes=["fb"]), job("pc", 1.0, writes=["fc"]), job("c", 1.0, ["pb", "pc"], ["fb", "fc"])]
+    trace = Trace("gather", tasks, files={"fb": 3000, "fc": 1000})
+    placement = {"pb": "b", "pc": "c", "c": "a"}
+    result = replay(trace, disks(write={"a": 2000.0}), placement)
+    assert result.ready["c"] == pytest.approx(3.0) and result.makespan == pytest.approx(4.0)
+    assert result.waited_for["c"] == "pb"
+    # A slower disk read at b (500 B/s) holds fb to 500 B/s; fc takes the rest of a's write bandwidth.
+    slow = replay(trace, disks(read={"b": 500.0}, write={"a": 2000.0}), placement)
+    assert slow.ready["c"] == pytest.approx(1.0 + 3000 / 500)
+
+
+def test_workflow_inputs_leave_the_storage_hosts_disk():
+    trace = Trace("inputs", [job("t1", 1.0, reads=["in1"]), job("t2", 1.0, reads=["in2"])],
+                  files={"in1": 1000, "in2": 3000})  # fmt: skip
+    result = replay(trace, disks(read={"a": 1000.0}, storage="a"), {"t1": "b", "t2": "c"})
+    # 500 B/s each until in1 is read (2 s), then in2's last 2000 bytes at 1000 B/s (4 s).
+    assert result.starts == pytest.approx({"t1": 2.0, "t2": 4.0})
+
+
+def test_bad_disks_name_the_host_and_the_field():
+    def platform(disk):
+        return Platform.from_dict({"hosts": {"a": {"tier": "hpc", "cores": 1, "disk": disk}}})
+
+    with pytest.raises(ValueError, match=r"host 'a': disk: unknown field\(s\) \['speed'\]; fields are read, write"):
+        platform({"speed": 1})
+    with pytest.raises(ValueError, match="host 'a': disk write must be > 0 bytes/s, got 0.0"):
+        platform({"write": 0})
+    with pytest.raises(ValueError, match=r"host 'a': disk: expected a mapping \{read, write\}"):
+        platform(5)
+    assert platform({"read": 1e9}).disks[0].name == "a:disk-read"

@@ -11,9 +11,9 @@ platform's per-task ``overhead`` (submission and scheduling) it waits for its co
 up) or a GPU (:meth:`Host.on_gpu`): the ready tasks of a host in trace order, each started as soon as its
 cores are free (a wide task does not hold back narrower ones behind it). When a task ends, each file it wrote
 goes once to each other host where a task still needs it (workflow inputs go at time 0): the transfer waits
-the route's latency, then shares every link it crosses max-min fairly with the flows in flight
-(:mod:`kit.replay.sharing`, recomputed whenever the flows or a link's bandwidth change); on one host data is
-free, and a file on a host serves every task there.
+the route's latency, then shares every link it crosses, and the disks it reads from and writes to, max-min
+fairly with the flows in flight (:mod:`kit.replay.sharing`, recomputed whenever the flows or a link's
+bandwidth change); on one host data is free, and a file on a host serves every task there.
 
 A failed host stops at once (before any task ending at that very time) and loses what it held: its running
 tasks become failed attempts; its unfinished tasks move to the fallback host (:meth:`Engine.fallback`) and
@@ -73,7 +73,7 @@ class Engine:
         self.gpus = {name: (name, True) for name in platform.hosts}
         self.width = {t.id: math.ceil(t.cores) for t in trace.tasks if t.cores > 1}  # cores beyond one
         self.queues: dict = defaultdict(list)
-        self.bandwidth = {link.name: link.bandwidth for link in platform.links}
+        self.bandwidth = {link.name: link.bandwidth for link in [*platform.links, *platform.disks]}
         self.starts, self.ends, self.ready_at, self.pools, self.last_input = {}, {}, {}, {}, {}
         self.attempts: list[tuple[str, str, float, float, str]] = []
         self.dead: set[str] = set()

@@ -16,6 +16,11 @@ names the host that holds the workflow's input files; without it they are on eve
 (optional, 0 by default) delays every task between its inputs arriving and its joining its host's queue: the
 submission and scheduling time a workflow system spends per task.
 
+A host's ``disk`` (optional: ``read`` and ``write`` in bytes/s, each unlimited when absent) bounds the files it
+sends and receives: a transfer reads from its source's disk and writes to its target's, and the transfers
+using one disk share its read (or write) bandwidth max-min fairly, as flows share a link (:class:`Disk`).
+A task's reads and writes on its own host are in its recorded runtime and cost nothing more.
+
 GPUs (optional: ``count``, ``speed`` relative to the device that ran the task in the recording, ``memory``
 in bytes per GPU) run the tasks of :data:`GPU_COMPONENTS`: such a task takes a GPU instead of a core and
 ``runtime / gpu_speed``. On a host without GPUs it runs on a core at the host's ``speed``.
@@ -28,6 +33,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 #: Tiers a host can belong to.
 TIERS = ("edge", "fog", "cloud", "hpc")
@@ -46,7 +52,8 @@ def example(name: str) -> Platform:
 
 @dataclass(frozen=True)
 class Host:
-    """A host: ``cores`` at ``speed``, and ``gpus`` GPUs at ``gpu_speed`` with ``gpu_memory`` bytes each."""
+    """A host: ``cores`` at ``speed``, ``gpus`` GPUs at ``gpu_speed`` with ``gpu_memory`` bytes each, and a disk
+    that files leave at ``disk_read`` and arrive at ``disk_write`` bytes/s."""
 
     name: str
     tier: str
@@ -55,6 +62,8 @@ class Host:
     gpus: int = 0
     gpu_speed: float = 1.0
     gpu_memory: float = math.inf
+    disk_read: float = math.inf
+    disk_write: float = math.inf
 
     def on_gpu(self, task) -> bool:
         """Whether ``task`` runs on one of this host's GPUs (its component is a GPU one and the host has GPUs)."""
@@ -84,6 +93,22 @@ class Link:
         return f"{self.ends[0]}--{self.ends[1]}"
 
 
+@dataclass(frozen=True)
+class Disk:
+    """One direction of a host's disk as transfers see it (``mode`` ``read``: files sent from the host;
+    ``write``: files sent to it): a link of ``bandwidth`` bytes/s without latency, at the end of a route."""
+
+    host: str
+    mode: str
+    bandwidth: float
+    latency: ClassVar[float] = 0.0
+    changes: ClassVar[tuple] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:disk-{self.mode}"
+
+
 @dataclass
 class Platform:
     """Hosts and links, checked on construction (errors name the host, the link and the field); ``storage``
@@ -104,7 +129,18 @@ class Platform:
             raise ValueError(f"storage {self.storage!r} is not a host; hosts are {sorted(self.hosts)}")
         if not self.overhead >= 0:
             raise ValueError(f"overhead must be >= 0 s, got {self.overhead!r}")
-        self._routes: dict[tuple[str, str], list[Link]] = {}
+        self._routes: dict[tuple[str, str], list[Link | Disk]] = {}
+        self._disks = {
+            (host.name, mode): Disk(host.name, mode, bandwidth)
+            for host in self.hosts.values()
+            for mode, bandwidth in (("read", host.disk_read), ("write", host.disk_write))
+            if bandwidth < math.inf
+        }
+
+    @property
+    def disks(self) -> list[Disk]:
+        """The disks with a bandwidth (a host's read and write directions apart)."""
+        return list(self._disks.values())
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> Platform:
@@ -131,15 +167,16 @@ class Platform:
             where = f"{at}: host {name!r}"
             if not isinstance(entry, dict):
                 raise ValueError(f"{where}: expected a mapping {{tier, cores, speed}}, got {entry!r}")
-            unknown = sorted(set(entry) - {"tier", "cores", "speed", "gpus"})
+            unknown = sorted(set(entry) - {"tier", "cores", "speed", "gpus", "disk"})
             if unknown:
-                raise ValueError(f"{where}: unknown field(s) {unknown}; fields are tier, cores, speed, gpus")
+                raise ValueError(f"{where}: unknown field(s) {unknown}; fields are tier, cores, speed, gpus, disk")
             for key in ("tier", "cores"):
                 if key not in entry:
                     raise ValueError(f"{where}: missing field {key!r}")
             gpus = _gpus(entry.get("gpus", {"count": 0}), f"{where}: gpus")
             speed = _number(entry.get("speed", 1.0), f"{where}: speed")
-            hosts[str(name)] = host = Host(str(name), entry["tier"], entry["cores"], speed, **gpus)
+            disk = _disk(entry.get("disk", {}), f"{where}: disk")
+            hosts[str(name)] = host = Host(str(name), entry["tier"], entry["cores"], speed, **gpus, **disk)
             _located(_check_host, at, host)
         links = []
         for i, entry in enumerate(content.get("links") or []):
@@ -165,13 +202,17 @@ class Platform:
             raise ValueError(f"{source}: overhead must be >= 0 s, got {overhead!r}")
         return cls(hosts, links, None if storage is None else str(storage), overhead)
 
-    def route(self, source: str, target: str) -> list[Link]:
-        """The links from ``source`` to ``target`` (least total latency, then fewest links); [] on one host."""
+    def route(self, source: str, target: str) -> list[Link | Disk]:
+        """What a transfer from ``source`` to ``target`` crosses: the links (least total latency, then fewest
+        links), between the source's disk read and the target's disk write where they have a bandwidth; [] on
+        one host."""
         if source == target:
             return []
         key = (source, target)
         if key not in self._routes:
-            self._routes[key] = self._shortest(source, target)
+            read, write = self._disks.get((source, "read")), self._disks.get((target, "write"))
+            links = self._shortest(source, target)
+            self._routes[key] = [*([read] if read else []), *links, *([write] if write else [])]
         return self._routes[key]
 
     def _shortest(self, source: str, target: str) -> list[Link]:
@@ -212,6 +253,16 @@ def _gpus(entry, where: str) -> dict:
     }
 
 
+def _disk(entry, where: str) -> dict:
+    """Host fields from a ``disk: {read, write}`` entry (bytes/s; unlimited when absent)."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a mapping {{read, write}} in bytes/s, got {entry!r}")
+    unknown = sorted(set(entry) - {"read", "write"})
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; fields are read, write")
+    return {f"disk_{mode}": _number(entry.get(mode, math.inf), f"{where}: {mode}") for mode in ("read", "write")}
+
+
 def _profile(entry, where: str) -> list:
     """``[bandwidth at 0, (time, bandwidth), ...]`` from a number or a list of ``[time, bytes/s]`` pairs."""
     if not isinstance(entry, list):
@@ -241,6 +292,11 @@ def _check_host(host: Host) -> None:
         raise ValueError(f"host {host.name!r}: gpus speed must be > 0, got {host.gpu_speed!r}")
     if not host.gpu_memory > 0:
         raise ValueError(f"host {host.name!r}: gpus memory must be > 0 bytes, got {host.gpu_memory!r}")
+    for mode in ("read", "write"):
+        if not getattr(host, f"disk_{mode}") > 0:
+            raise ValueError(
+                f"host {host.name!r}: disk {mode} must be > 0 bytes/s, got {getattr(host, f'disk_{mode}')!r}"
+            )
 
 
 def _check_link(i: int, link: Link, hosts: dict) -> None:

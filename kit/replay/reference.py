@@ -5,8 +5,9 @@ python3-simgrid``) for its own Python, not the kit's: :func:`simgrid_replay` wri
 and the placement as JSON, runs :mod:`kit.replay.simgrid_dag` under that interpreter in a subprocess, and
 reads back the makespan, each task's start and end, and SimGrid's wall time. SimGrid uses its plain max-min
 network model (CM02 without TCP corrections), so that both simulators model the same thing; the comparison
-covers what both model: cores, wide tasks, per-file transfers over shared links, storage (no GPUs, link
-bandwidth profiles, per-task overheads, failures or streams).
+covers what both model: cores, wide tasks, per-file transfers over shared links and disks (a disk is a link
+without latency at the end of a route), storage (no GPUs, link bandwidth profiles, per-task overheads,
+failures or streams).
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def case(trace: Trace, platform: Platform, placement, *, seed: int = 0) -> dict:
     routes = [[a, b, [link.name for link in platform.route(a, b)]] for a in names for b in names if a != b]
     return {
         "hosts": {name: {"cores": h.cores, "speed": h.speed} for name, h in platform.hosts.items()},
-        "links": [{"name": link.name, "bandwidth": link.bandwidth, "latency": link.latency} for link in platform.links],
+        "links": [
+            {"name": link.name, "bandwidth": link.bandwidth, "latency": link.latency}
+            for link in [*platform.links, *platform.disks]
+        ],
         "routes": [route for route in routes if route[2]],
         "storage": platform.storage,
         "files": files,
