@@ -335,12 +335,10 @@ class Engine:
         max_min_rates(self.groups, self.users, self.load, self.bandwidth)
         best, finishing = math.inf, None
         for group in groups:
-            targets = group.targets
-            while targets[0][1] not in flows:  # a flow dropped with a failed host
-                heapq.heappop(targets)
-            left = (targets[0][0] - group.served) / group.rate
+            target, flow = group.targets[0]
+            left = (target - group.served) / group.rate
             if left < best:
-                best, finishing = left, targets[0][1]
+                best, finishing = left, flow
         return now + max(best, 0.0), finishing
 
     def fail(self, host) -> None:
@@ -351,7 +349,10 @@ class Engine:
             self.free[host, gpu] = 0
             self.queues[host, gpu].clear()
         for key in [key for key, flow in self.flows.items() if host in (flow.source, flow.target)]:
-            self.leave(self.flows.pop(key))
+            flow = self.flows.pop(key)
+            self.leave(flow)
+            flow.group.targets = [target for target in flow.group.targets if target[1] != key]
+            heapq.heapify(flow.group.targets)
         gone = [entry for entry, state in self.at.items() if entry[1] == host or getattr(state, "source", None) == host]
         for entry in gone:
             del self.at[entry]

@@ -19,11 +19,10 @@ class Group:
     ``served`` counts the bytes each has received since the group formed; a flow ends when it reaches the
     target it joined with (a heap of targets: the next to end is on top)."""
 
-    __slots__ = ("links", "served", "since", "rate", "count", "targets", "fixed")
+    __slots__ = ("links", "served", "since", "rate", "count", "targets")
 
     def __init__(self, links, now):
         self.links, self.served, self.since, self.rate, self.count, self.targets = links, 0.0, now, 0.0, 0, []
-        self.fixed = False
 
     def advance(self, now) -> None:
         self.served += self.rate * (now - self.since)
@@ -35,20 +34,19 @@ def max_min_rates(groups: dict, users: dict, load: dict, bandwidth: dict) -> Non
     fixes the rate of its flows first."""
     counts = {name: n for name, n in load.items() if n}
     capacity = {name: bandwidth[name] for name in counts}
-    left = len(groups)
-    while left:
+    fixed = set()
+    while counts:
         share, bottleneck = min((capacity[name] / n, name) for name, n in counts.items())
         for group in users[bottleneck]:
-            if group.fixed:
+            if group in fixed:
                 continue
-            group.fixed = True
-            left -= 1
+            fixed.add(group)
             group.rate = share
             taken, count = share * group.count, group.count
             for name in group.links:
-                capacity[name] -= taken
-                counts[name] -= count
-                if not counts[name]:
+                left = counts[name] - count
+                if left:
+                    counts[name] = left
+                    capacity[name] -= taken
+                else:
                     del counts[name]
-    for group in groups.values():
-        group.fixed = False
