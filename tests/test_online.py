@@ -639,6 +639,8 @@ def test_a_study_records_its_own_trace_of_chunks_and_batches(client, tmp_path):
     assert len(later) == 1  # three simulations, two in flight: the third waits for one to end
     for previous, batch in zip(batches, batches[1:], strict=False):
         assert batch.parents[0] == previous.id and batch.start >= previous.end
+    for batch in batches:  # a batch follows the chunks that arrived before its draw
+        assert all(by_id[p].end <= batch.start for p in batch.parents if p.startswith("sim"))
     used = [p for b in batches for p in b.parents if p.startswith("sim")]
     assert len(used) == len(set(used))  # each chunk is first seen by one batch
     assert batches[0].input_bytes == sum(by_id[p].output_bytes for p in batches[0].parents)
@@ -648,6 +650,25 @@ def test_a_study_records_its_own_trace_of_chunks_and_batches(client, tmp_path):
     assert np.isfinite(float(check.makespan_error))
     with pytest.raises(ValueError, match="record=True"):
         small_study(sim, client, n_simulations=1).run(progress=False).trace()
+
+
+def test_a_recorded_study_traces_its_validations_between_batches(client):
+    sim = Heat2D(n=8, steps=6)
+    validation = ValidationSet.simulate(sim, 2, seed=2, client=client)
+    study = small_study(sim, client, n_simulations=3, validation=validation, validate_every=2, record=True)
+    result = study.run(progress=False)
+    trace = result.trace("validated")
+    by_id = {t.id: t for t in trace.tasks}
+    checks = [t for t in trace.tasks if t.component == "validation"]
+    # every 2 batches, and once more at the end unless the last batch was just checked
+    assert [t.id for t in checks] == [f"validate{b}" for b in result.validation.check_batch.values.tolist()]
+    assert {t.host for t in checks} == {"client"} and trace.attrs["validations"] == len(checks)
+    for check in checks:
+        number = int(check.id.removeprefix("validate"))
+        assert check.parents == (f"train{number}",) and by_id[f"train{number}"].end <= check.start
+        if f"train{number + 1}" in by_id:  # the next batch waits for it
+            assert by_id[f"train{number + 1}"].parents[0] == check.id
+    assert max(t.end for t in trace.tasks) == checks[-1].end  # the final check ends the study
 
 
 def test_stop_from_a_callback_ends_the_study_at_that_batch(client):

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from kit.cluster import connect
-from kit.online import OnlineStudy, StudyError, make_buffer
+from kit.online import OnlineStudy, StudyError, ValidationSet, make_buffer
 from kit.online.draws import RemoteDraws, SamplerService
 from kit.online.ledger import Simulation
 from kit.online.ranks import Group, Rendezvous
@@ -117,9 +117,10 @@ def test_a_study_on_two_ranks_records_a_trace_of_both(client, tmp_path):
     from kit.replay.calibrate import fidelity
 
     simulator = Heat2D(n=8, steps=5)
+    validation = ValidationSet.simulate(simulator, 2, seed=2, client=client)
     study = OnlineStudy(simulator, n_simulations=5, sampler=sobol(simulator.space, 8, seed=1), buffer="fifo",
                         capacity=64, watermark=8, batch_size=8, chunk_steps=2, seed=5, client=client, trainers=2,
-                        record=True)  # fmt: skip
+                        validation=validation, validate_every=2, record=True)  # fmt: skip
     result = study.run(progress=False)
     trace = result.trace("two-ranks")
     chunks = [t for t in trace.tasks if t.component == "simulation"]
@@ -128,10 +129,13 @@ def test_a_study_on_two_ranks_records_a_trace_of_both(client, tmp_path):
     steps = len(result.metrics.batch)
     assert sorted(t.host for t in batches) == ["client-0"] * steps + ["client-1"] * steps
     by_id = {t.id: t for t in trace.tasks}
-    for batch in batches:  # each step after the previous step of both ranks (gradients all-reduced)
-        number, rank = batch.id[len("train") :].split("-r")
-        if int(number) > 1:
-            assert {f"train{int(number) - 1}-r0", f"train{int(number) - 1}-r1"} <= set(batch.parents)
+    checks = [t for t in trace.tasks if t.component == "validation"]
+    assert {t.host for t in checks} == {"client-0"} and len(checks) == result.validation.sizes["check_batch"]
+    for batch in batches:  # each step after the previous step of both ranks (gradients all-reduced) and the
+        number = int(batch.id[len("train") :].split("-r")[0])  # check rank 0 made after its step, if any
+        if number > 1:
+            first = f"validate{number - 1}" if f"validate{number - 1}" in by_id else f"train{number - 1}-r0"
+            assert {first, f"train{number - 1}-r1"} <= set(batch.parents)
         chunk_hosts = {by_id[p].host for p in batch.parents if p.startswith("sim")}
         assert chunk_hosts <= set(client.scheduler_info()["workers"])
     used = [p for b in batches for p in b.parents if p.startswith("sim")]

@@ -658,3 +658,21 @@ def test_a_stream_survives_the_failure_of_its_gpu_host():
     assert result.ends["cam:2"] == pytest.approx(5.5) and result.devices["cam:2"] == "cpu"
     data = result.streams.sel(stream="cam")
     assert float(data.latency_mean) == pytest.approx(7 / 3) and float(data.throughput) == pytest.approx(3 / 5.5)
+
+
+def test_a_recorded_tsqr_is_a_reduction_tree_that_computes_the_r_of_the_whole_matrix(client):
+    from kit.replay.calibrate import fidelity
+    from kit.replay.tsqr import block, tsqr
+
+    trace, r = tsqr(client, blocks=8, n=6, seed=3, name="tsqr")
+    assert len(trace.tasks) == 15 and trace.attrs["erred"] == 0
+    assert sorted(len(t.parents) for t in trace.tasks) == [0] * 8 + [2] * 7  # 8 blocks, 7 combines
+    roots = [t for t in trace.tasks if not any(t.id in other.parents for other in trace.tasks)]
+    assert len(roots) == 1 and roots[0].output_bytes == r.nbytes
+    rng_blocks = [np.random.default_rng([3, i]).standard_normal((6, 6)) for i in range(8)]
+    whole = np.linalg.qr(np.vstack(rng_blocks), mode="r")  # R is unique up to the signs of its rows
+    np.testing.assert_allclose(np.abs(r), np.abs(whole), atol=1e-10)
+    np.testing.assert_allclose(np.abs(block(0, 6, 3)), np.abs(np.linalg.qr(rng_blocks[0], mode="r")), atol=1e-12)
+    assert np.isfinite(float(fidelity(trace).makespan_error))
+    with pytest.raises(ValueError, match="blocks must be a power of 2"):
+        tsqr(client, blocks=6)

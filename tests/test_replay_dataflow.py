@@ -142,6 +142,10 @@ def test_calibrate_takes_the_median_gap_between_a_local_parent_and_its_child():
     tasks = [ran("a", 0.0, 1.0, "h"), ran("b", 1.2, 2.2, "h", ["a"]), ran("c", 2.5, 3.0, "h", ["b"]),
              ran("d", 9.0, 9.5, "g", ["a"])]  # fmt: skip
     assert calibrate(Trace("gaps", tasks)).overhead == pytest.approx(0.25)  # (0.2 + 0.3) / 2; d crossed hosts
+    # On one core, c is ready at 1 but x holds the core until 3: c's gap counts from 3 (0.1), d's from 4 (0.2).
+    busy = [ran("a", 0.0, 1.0, "h"), ran("x", 1.0, 3.0, "h"), ran("c", 3.1, 4.0, "h", ["a"]),
+            ran("d", 4.2, 5.0, "h", ["c"])]  # fmt: skip
+    assert calibrate(Trace("busy", busy)).overhead == pytest.approx(0.15)
 
 
 def test_streams_relabels_and_scaled_platforms_keep_files_storage_and_overhead():

@@ -458,16 +458,14 @@ class OnlineStudy:
         y = self.encoding.targets(batch.y, out=batch.y)  # in place: the batch is a copy
         # a trainer of one's own needs ``step(x, y, weight)`` only for several ranks
         losses = self.trainer.step(batch.x, y) if weight == 1 else self.trainer.step(batch.x, y, weight=weight)
-        if self.timeline is not None:
-            with self.intake.lock:  # the receiving thread notes chunks in it
-                self.timeline.batch(self.trainer.batches, begun, time.time())
         params = np.stack([self.ledger.simulations[int(i)].params for i in batch.sim_id])
         self.sampler.tell(params, losses)
-        self._record(float(losses.mean()))
+        self._record(float(losses.mean()), begun)
         return True
 
-    def _record(self, loss: float) -> None:
-        """The metrics after a batch; validation when due."""
+    def _record(self, loss: float, begun: float | None = None) -> None:
+        """The metrics after a batch drawn at ``begun`` (noted in the timeline when recording); validation when
+        due."""
         with self.intake.lock:
             self.intake.batches = self.trainer.batches
             self.intake.lock.notify_all()  # the rate limit may let more steps in
@@ -484,6 +482,9 @@ class OnlineStudy:
             age_mean=metrics["age_mean"],
             age_max=metrics["age_max"],
         )
+        if self.timeline is not None and begun is not None:
+            with self.intake.lock:  # the receiving thread notes chunks in it
+                self.timeline.batch(self.trainer.batches, begun, time.time())
         if self.trainer.batches % self.validate_every == 0:
             self._validate()
 
@@ -493,8 +494,11 @@ class OnlineStudy:
             return
         if self.group is not None and self.group.rank:  # the ranks hold one model: rank 0 checks it
             return
+        begun = time.time()
         errors = self.validation.errors(self.trainer, self.encoding)
         self.checks.append(batch=self.trainer.batches, **self.validation.summary(errors))
+        if self.timeline is not None:
+            self.timeline.validation(self.trainer.batches, begun, time.time())
 
     def _account_for_the_rest(self) -> None:
         """Steps received and never trained on, now that the study ended."""

@@ -2,9 +2,11 @@
 batch (which chunks it was the first to see), turned into a :class:`kit.replay.Trace` to replay elsewhere.
 
 Streaming becomes a DAG: each chunk is a task on the worker that made it, after the previous chunk of its
-simulation run; each batch is a task on the ``client`` (from the start of the study loop's iteration that
-trained it) after the previous batch and after the chunks that reached the study since it. With several
-training ranks, rank ``r``'s batches are on ``client-r``, each after the previous batch of every rank. Replaying that
+simulation run; each batch is a task on the ``client``, from the draw of its samples to the end of the
+study loop's bookkeeping for it (the sampler told, the metrics noted), after the previous batch and after the
+chunks that reached the study since it and before its draw. A validation is a task on the ``client`` after
+the batch it checks, and the next batch waits for it. With several training ranks, rank ``r``'s batches are on
+``client-r``, each after the previous batch of every rank and rank 0's validation. Replaying that
 DAG on another platform moves the chunks to wherever training runs and keeps the trainer waiting for data
 as the recorded study did; the trace's ``transfer_latency`` (the median delay of a chunk from its worker to
 the study) calibrates the links.
@@ -29,6 +31,7 @@ class Timeline:
     def __init__(self):
         self.chunks: list[dict] = []
         self.batches: list[dict] = []
+        self.validations: list[dict] = []
         self.launches: dict[tuple[int, int], float] = {}  # (simulation, attempt) -> when the study submitted it
         self._since: list[int] = []  # chunks used since the last batch
 
@@ -56,9 +59,15 @@ class Timeline:
             self._since.append(len(self.chunks) - 1)
 
     def batch(self, number: int, start: float, end: float) -> None:
-        """Note a training batch and the chunks it is the first to follow."""
-        self.batches.append({"batch": int(number), "start": float(start), "end": float(end), "chunks": self._since})
-        self._since = []
+        """Note a training batch, drawn at ``start``, and the chunks it is the first to follow: those that
+        arrived before its draw (later ones wait for the next batch)."""
+        drawn = [i for i in self._since if self.chunks[i]["arrived"] <= start]
+        self._since = [i for i in self._since if self.chunks[i]["arrived"] > start]
+        self.batches.append({"batch": int(number), "start": float(start), "end": float(end), "chunks": drawn})
+
+    def validation(self, number: int, start: float, end: float) -> None:
+        """Note a validation of the model after batch ``number``."""
+        self.validations.append({"batch": int(number), "start": float(start), "end": float(end)})
 
     def _firsts(self) -> dict[str, dict]:
         """The first chunk of each run."""
@@ -106,7 +115,8 @@ def trace(timelines: list[Timeline], name: str) -> Trace:
     launched = [{run: t.launches.get((c["sim"], c["attempt"]), c["started"]) for run, c in t._firsts().items()}
                 for t in timelines]  # fmt: skip
     origin = min([min(runs[c["run"]], c["started"]) for t, runs in zip(timelines, launched, strict=True)
-                  for c in t.chunks] + [b["start"] for t in timelines for b in t.batches])  # fmt: skip
+                  for c in t.chunks] + [b["start"] for t in timelines for b in t.batches]
+                 + [v["start"] for t in timelines for v in t.validations])  # fmt: skip
     tasks, delays, steps = [], [], {}
     several = len(timelines) > 1
     for rank, (timeline, launches) in enumerate(zip(timelines, launched, strict=True)):
@@ -125,19 +135,26 @@ def trace(timelines: list[Timeline], name: str) -> Trace:
             delays.append(max(chunk["arrived"] - chunk["made"], 0.0))
         for batch in timeline.batches:
             steps.setdefault(batch["batch"], []).append((rank, timeline, batch, ids))
+    checks = {v["batch"]: v for t in timelines for v in t.validations}
     last: list[str] = []
-    for number in sorted(steps):  # a step of every rank, after the last step of every rank
+    for number in sorted(set(steps) | set(checks)):  # a step of every rank, after the last step of every rank
         done = []
-        for rank, timeline, batch, ids in steps[number]:
+        for rank, timeline, batch, ids in steps.get(number, ()):
             host, task_id = (f"{CLIENT}-{rank}", f"train{number}-r{rank}") if several else (CLIENT, f"train{number}")
             received = sum(timeline.chunks[i]["bytes"] for i in batch["chunks"])
             parents = (*last, *(ids[i] for i in batch["chunks"]))
             tasks.append(Task(task_id, "train", batch["start"] - origin, batch["end"] - origin, host, parents,
                               "training", input_bytes=received))  # fmt: skip
             done.append(task_id)
-        last = done
+        if number in checks:  # rank 0 validates the model after the step; the next step waits for it
+            check, host = checks[number], f"{CLIENT}-0" if several else CLIENT
+            tasks.append(Task(f"validate{number}", "validate", check["start"] - origin, check["end"] - origin, host,
+                              tuple(done[:1]) or tuple(last), "validation"))  # fmt: skip
+            done[:1] = [f"validate{number}"]  # rank 0's step is before it
+        last = done or last
     # Streaming a chunk to the study (socket queues, receiving) takes a delay a replay prices as latency.
-    attrs = {"source": "kit.online.OnlineStudy", "chunks": len(delays), "batches": len(tasks) - len(delays),
+    attrs = {"source": "kit.online.OnlineStudy", "chunks": len(delays), "batches": sum(map(len, steps.values())),
+             "validations": len(checks),
              "transfer_latency": float(np.median(delays)) if delays else 0.0}  # fmt: skip
     if several:
         attrs["ranks"] = len(timelines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from itertools import combinations
 
@@ -23,16 +24,7 @@ def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
     speed (1); a link between every pair of workers at the bandwidth the recorded transfers achieved
     (bytes that crossed workers over the seconds their transfers took), with the trace's
     ``transfer_latency`` (0 if absent), and the per-task ``overhead`` the trace shows (:func:`overhead`)."""
-    threads, widest = defaultdict(set), defaultdict(int)
-    for t in trace.tasks:
-        threads[t.host].add(t.thread)
-        widest[t.host] = max(widest[t.host], math.ceil(t.cores))
-    hosts = {}
-    for name, found in threads.items():
-        machine = trace.machines.get(name)
-        recorded = machine.cores if machine is not None and machine.cores else len(found)
-        cores = max(1, recorded, widest[name])
-        hosts[name] = Host(name, tier, cores, 1.0)
+    hosts = {name: Host(name, tier, cores, 1.0) for name, cores in host_cores(trace).items()}
     moved, seconds = trace.attrs.get("transfer_bytes", 0), trace.attrs.get("transfer_seconds", 0.0)
     bandwidth = moved / seconds if moved and seconds > 0 else DEFAULT_BANDWIDTH
     latency = float(trace.attrs.get("transfer_latency", 0.0))
@@ -40,19 +32,45 @@ def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
     return Platform(hosts, links, overhead=overhead(trace))
 
 
+def host_cores(trace: Trace) -> dict[str, int]:
+    """Each worker's cores: its machine's (``trace.machines``), or as many as threads ran its tasks, and at
+    least its widest task's."""
+    threads, widest = defaultdict(set), defaultdict(int)
+    for t in trace.tasks:
+        threads[t.host].add(t.thread)
+        widest[t.host] = max(widest[t.host], math.ceil(t.cores))
+    cores = {}
+    for name, found in threads.items():
+        machine = trace.machines.get(name)
+        recorded = machine.cores if machine is not None and machine.cores else len(found)
+        cores[name] = max(1, recorded, widest[name])
+    return cores
+
+
 def overhead(trace: Trace) -> float:
     """The median gap between a task's ready time and its start in a trace with recorded start times (ready:
     when the last of its parents on its own host ended, so that no transfer is counted; tasks with a parent
-    elsewhere are left out): what the workflow system spent per task. 0 without such tasks, or when the start
-    times were not recorded but derived."""
+    elsewhere are left out), less the wait for a core: on a host whose cores were all busy when the task was
+    ready, the gap counts from the last end there before its start. What the workflow system spent per task;
+    0 without such tasks, or when the start times were not recorded but derived."""
     if trace.stated_makespan is not None:
         return 0.0
     tasks = {t.id: t for t in trace.tasks}
-    gaps = [
-        t.start - max(tasks[p].end for p in t.parents)
-        for t in trace.tasks
-        if t.parents and all(tasks[p].host == t.host for p in t.parents)
-    ]
+    cores = host_cores(trace)
+    on_host: dict[str, list] = defaultdict(list)
+    for t in trace.tasks:
+        on_host[t.host].append(t)
+    starts = {host: sorted(t.start for t in ts) for host, ts in on_host.items()}
+    ends = {host: sorted(t.end for t in ts) for host, ts in on_host.items()}
+    gaps = []
+    for t in trace.tasks:
+        if not t.parents or any(tasks[p].host != t.host for p in t.parents):
+            continue
+        ready, host = max(tasks[p].end for p in t.parents), t.host
+        busy = bisect_right(starts[host], ready) - bisect_right(ends[host], ready)  # running when t was ready
+        if t.start > ready and busy >= cores[host]:  # a core was free from the last end before its start
+            ready = max(ready, ends[host][bisect_right(ends[host], t.start) - 1])
+        gaps.append(t.start - ready)
     return max(float(np.median(gaps)), 0.0) if gaps else 0.0
 
 

@@ -328,7 +328,7 @@ class Engine:
 
     def share(self) -> tuple[float, int]:
         """Max-min fair rates for the flows in flight; the time the first of them ends, and which."""
-        now, flows, groups = self.now, self.flows, self.groups.values()
+        now, groups = self.now, self.groups.values()
         for group in groups:  # each group's bytes so far, at the rates until now
             group.served += group.rate * (now - group.since)
             group.since = now
