@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from kit.replay import Task, Trace, load_trace, record
+from kit.replay import Task, Trace, load_trace, record, replay
 
 
 def simulate(i):
@@ -319,6 +319,39 @@ def test_heft_keeps_a_child_beside_its_parent_when_moving_the_data_costs_more():
 
     trace = Trace("heavy", [task("a", 1.0, out=10**6), task("b", 1.0, ["a"])])
     assert place(trace, two_hosts(bandwidth=1e3), "heft") == {"a": "fast", "b": "fast"}
+
+
+def pair_of_hosts(cores, bandwidth=1e3):
+    from kit.replay.platform import Platform
+
+    hosts = {name: {"tier": "cloud", "cores": cores} for name in ("a", "b")}
+    return Platform.from_dict({"hosts": hosts, "links": [{"ends": ["a", "b"], "bandwidth": bandwidth}]})
+
+
+def test_heft_prices_only_the_files_a_child_reads():
+    from kit.replay.strategies import place
+
+    # p writes 10^6 bytes and 10^3 bytes; c1 and c2 read only the small file (1 s over the link). c1 stays on
+    # a (finish 3); c2 finishes at 4 on b instead of 5 on a. Priced as p's whole output, b would cost 1001 s.
+    tasks = [
+        Task("p", "p", 0, 1, "r", writes=("big", "small"), output_bytes=10**6 + 10**3),  # as WfFormat loads it
+        Task("c1", "c1", 0, 2, "r", ("p",), reads=("small",)),
+        Task("c2", "c2", 0, 2, "r", ("p",), reads=("small",)),
+    ]
+    trace = Trace("files", tasks, files={"big": 10**6, "small": 10**3})
+    assert place(trace, pair_of_hosts(1), "heft") == {"p": "a", "c1": "a", "c2": "b"}
+    assert replay(trace, pair_of_hosts(1), "heft").makespan == pytest.approx(4.0)
+
+
+def test_heft_and_min_min_plan_a_wide_task_on_all_its_cores():
+    from kit.replay.strategies import place
+
+    trace = Trace("wide", [Task("x", "x", 0, 2, "r"), Task("w", "w", 0, 1, "r", cores=2)])
+    # HEFT places x first (on a); w would wait for x's core there, so it goes to b.
+    assert place(trace, pair_of_hosts(2), "heft") == {"x": "a", "w": "b"}
+    # min-min places w first (on a, both cores); x then finishes sooner on b than beside it.
+    assert place(trace, pair_of_hosts(2), "min-min") == {"w": "a", "x": "b"}
+    assert replay(trace, pair_of_hosts(2), "min-min").makespan == pytest.approx(2.0)
 
 
 def test_tier_round_robin_and_random_strategies():

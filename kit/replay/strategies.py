@@ -5,14 +5,21 @@ Each strategy returns ``{task id: host}`` for :func:`kit.replay.replay`. Tier-ba
 and validation in the cloud, inference at the edge); ``round-robin`` and ``random`` (seeded) spread tasks
 over every host; ``heft`` (Topcuoglu et al. 2002: tasks by decreasing upward rank, each on the host giving
 its earliest finish) and ``min-min`` (among ready tasks, the one with the least earliest completion first)
-plan with the platform's speeds, cores, GPUs and routes (each link at its bandwidth at time 0), ignoring
-link contention (replay then charges it), and never put a GPU task on a host whose GPU memory it exceeds.
+plan with the platform's speeds, cores, GPUs, per-task overhead and routes (each link and disk at its
+bandwidth at time 0), ignoring contention (replay then charges it): a task waits for exactly the files it
+reads (:class:`kit.replay.dataflow.Dataflow`, as the replay moves them: from their writer's host, workflow
+inputs from the storage host) and for as many cores as it takes; a GPU task never goes to a host whose GPU
+memory it exceeds.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+
 import numpy as np
 
+from kit.replay.dataflow import Dataflow, is_end
 from kit.replay.platform import Platform
 from kit.replay.trace import Trace, topological
 
@@ -66,36 +73,36 @@ def _transfer(platform: Platform, source: str, target: str, size: float) -> floa
 
 
 def _heft(trace, platform, seed):
-    tasks = {t.id: t for t in trace.tasks}
     hosts = list(platform.hosts.values())
-    children = trace.children()
+    schedule = _Schedule(trace, platform)
     mean_compute = {t.id: np.mean([h.duration(t) for h in hosts]) for t in trace.tasks}
     pairs = [(a.name, b.name) for a in hosts for b in hosts if a.name != b.name]
 
     def mean_transfer(size):
-        return np.mean([_transfer(platform, a, b, size) for a, b in pairs]) if pairs else 0.0
+        return np.mean([_transfer(platform, a, b, size) for a, b in pairs]) if pairs and size else 0.0
 
     rank: dict[str, float] = {}
     for t in reversed(_topological(trace)):
-        tail = max((mean_transfer(t.output_bytes) + rank[c] for c in children[t.id]), default=0.0)
+        tail = max((mean_transfer(size) + rank[c] for c, size in schedule.successors[t.id].items()), default=0.0)
         rank[t.id] = mean_compute[t.id] + tail
     order = sorted(trace.tasks, key=lambda t: (-rank[t.id], t.id))
-    return _earliest_finish(order, tasks, platform)
+    for t in order:
+        host = min(platform.hosts, key=lambda name: (schedule.finish(t.id, name), name))
+        schedule.assign(t.id, host)
+    return schedule.host
 
 
 def _min_min(trace, platform, seed):
-    tasks = {t.id: t for t in trace.tasks}
-    waiting = {t.id: set(t.parents) for t in trace.tasks}
-    children = trace.children()
-    schedule = _Schedule(tasks, platform)
-    ready = {task_id for task_id, parents in waiting.items() if not parents}
+    schedule = _Schedule(trace, platform)
+    waiting = {task_id: set(before) for task_id, before in schedule.predecessors.items()}
+    ready = {task_id for task_id, before in waiting.items() if not before}
     while ready:
         _, task_id, host = min(
             (schedule.finish(task_id, host)[0], task_id, host) for task_id in ready for host in sorted(platform.hosts)
         )
         schedule.assign(task_id, host)
         ready.discard(task_id)
-        for child in children[task_id]:
+        for child in schedule.successors[task_id]:
             waiting[child].discard(task_id)
             if not waiting[child]:
                 ready.add(child)
@@ -103,11 +110,22 @@ def _min_min(trace, platform, seed):
 
 
 class _Schedule:
-    """Earliest start and finish of tasks on hosts with their cores and GPUs, transfers priced without
-    contention; a host where the task does not fit finishes it at infinity."""
+    """Earliest start and finish of tasks on hosts with their cores and GPUs, each file a task reads priced
+    from where it is (without contention); ``successors[t]``: the tasks waiting for ``t``, with the bytes
+    each reads from it; ``predecessors[t]``: the tasks ``t`` waits for. A host where the task does not fit
+    finishes it at infinity."""
 
-    def __init__(self, tasks, platform):
-        self.tasks, self.platform = tasks, platform
+    def __init__(self, trace, platform):
+        self.tasks, self.platform = {t.id: t for t in trace.tasks}, platform
+        self.dataflow = flow = Dataflow(trace, platform.storage)
+        self.successors: dict[str, dict[str, float]] = {t.id: defaultdict(float) for t in trace.tasks}
+        self.predecessors: dict[str, set[str]] = {t.id: set() for t in trace.tasks}
+        for t in trace.tasks:
+            for key in flow.needs[t.id]:
+                producer = flow.producer.get(key)
+                if producer is not None and producer != t.id:
+                    self.successors[producer][t.id] += 0.0 if is_end(key) else flow.size[key]
+                    self.predecessors[t.id].add(producer)
         self.host: dict[str, str] = {}
         self.end: dict[str, float] = {}
         self.slots = {}  # when each core (False) or GPU (True) of a host frees up
@@ -116,34 +134,38 @@ class _Schedule:
 
     def finish(self, task_id: str, host: str) -> tuple[float, float]:
         """(finish, start) of ``task_id`` on ``host`` after the tasks assigned so far."""
-        task, h = self.tasks[task_id], self.platform.hosts[host]
+        task, h, flow, platform = self.tasks[task_id], self.platform.hosts[host], self.dataflow, self.platform
         if not h.fits(task):
             return np.inf, np.inf
-        arrival = max(
-            (
-                self.end[p] + _transfer(self.platform, self.host[p], host, self.tasks[p].output_bytes)
-                for p in task.parents
-            ),
-            default=0.0,
-        )
-        start = max(arrival, min(self.slots[host, h.on_gpu(task)]))
+        arrival = 0.0
+        for key in flow.needs[task_id]:
+            producer = flow.producer.get(key)
+            if producer is None:  # a workflow input, on the storage host
+                at = _transfer(platform, platform.storage, host, flow.size[key])
+            elif is_end(key):
+                at = self.end[producer]
+            else:
+                at = self.end[producer] + _transfer(platform, self.host[producer], host, flow.size[key])
+            arrival = max(arrival, at)
+        slots = self.slots[host, h.on_gpu(task)]
+        free = sorted(slots)[self._width(task, h) - 1]  # when enough of them are free
+        start = max(arrival + platform.overhead, free)
         return start + h.duration(task), start
 
     def assign(self, task_id: str, host: str) -> None:
         finish, start = self.finish(task_id, host)
         if finish == np.inf:
             raise ValueError(f"task {task_id!r} fits on no host: its GPU memory need exceeds every GPU's")
-        slots = self.slots[host, self.platform.hosts[host].on_gpu(self.tasks[task_id])]
-        slots[slots.index(min(slots))] = finish
+        task, h = self.tasks[task_id], self.platform.hosts[host]
+        slots = self.slots[host, h.on_gpu(task)]
+        for _ in range(self._width(task, h)):
+            slots[slots.index(min(slots))] = finish
         self.host[task_id], self.end[task_id] = host, finish
 
-
-def _earliest_finish(order, tasks, platform) -> dict[str, str]:
-    schedule = _Schedule(tasks, platform)
-    for t in order:
-        host = min(platform.hosts, key=lambda name: (schedule.finish(t.id, name), name))
-        schedule.assign(t.id, host)
-    return schedule.host
+    @staticmethod
+    def _width(task, host) -> int:
+        """The slots ``task`` takes on ``host``: one GPU, or its cores."""
+        return 1 if host.on_gpu(task) else max(1, math.ceil(task.cores))
 
 
 def _topological(trace: Trace):
