@@ -181,6 +181,15 @@ def test_every_recipe_generates_replays_saves_and_reads_back_the_same(recipe, tm
     assert replay(back, cluster(), "round-robin").ends == first.ends
 
 
+def test_a_ten_thousand_task_instance_replays_saves_and_reads_back_the_same(tmp_path):
+    trace = generate("1000genome", 10_000, seed=4)
+    assert 9_900 <= len(trace.tasks) <= 10_000
+    first = replay(trace, cluster(), "round-robin")
+    back = load_trace(trace.save(tmp_path / "1000genome.json"))
+    assert back.tasks == trace.tasks and back.files == trace.files
+    assert replay(back, cluster(), "round-robin").ends == first.ends
+
+
 def test_a_thousand_task_instance_replays_with_per_file_transfers():
     trace = generate("montage", 1000, seed=2)
     assert 950 <= len(trace.tasks) <= 1000
