@@ -132,6 +132,7 @@ def test_online_vs_offline_shows_seed_bands_and_says_what_the_ratio_compares():
         {
             "val_mean": (("model", "mode", "seed", "batch"), rmse),
             "val_p99": (("model", "mode", "seed", "batch"), 2 * rmse),
+            "train_mean": (("model", "mode", "seed", "batch"), rmse / 4),
         },
         coords={"model": ["mlp"], "mode": ["online", "offline"], "seed": seeds, "batch": batches},
     )
@@ -147,5 +148,7 @@ def test_online_vs_offline_shows_seed_bands_and_says_what_the_ratio_compares():
     (ax,) = figure.axes
     assert "online / offline final mean validation RMSE at equal gradient steps" in figure.get_suptitle()
     assert ax.get_title() == "mlp: error_ratio 0.60 [0.44, 0.75]"
+    (stored,) = [line for line in ax.lines if line.get_label() == "offline, on its stored set"]
+    assert stored.get_linestyle() == ":" and stored.get_ydata().tolist() == [1.3125, 1.0625]  # offline, seed mean / 4
     online_band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert online_band.min() == 2.0 and online_band.max() == 6.0  # min-max over seeds

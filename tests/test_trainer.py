@@ -61,5 +61,19 @@ def test_offline_training_is_reproducible_and_learns():
     _, second = train()
     np.testing.assert_array_equal(first, second)
     assert float(((first - y) ** 2).mean()) < before / 4
+    # The error on the stored simulations (as a ValidationSet of the same points and seeds) is the RMSE of
+    # the trained model on (x, y), in the field's units.
+    from kit.online import ValidationSet
+    from kit.seeding import simulation_seed
+
+    points = [[300.0, 500.0, 100.0, 100.0, 100.0], [100.0, 100.0, 500.0, 500.0, 100.0]]
+    stored = ValidationSet.at(sim, points, [simulation_seed(1, i) for i in range(2)])
+    x, y = simulate_dataset(sim, points, encoding, seed=1)
+    trainer = Trainer(seeded_model(lambda: make_surrogate("mlp", 6, (8, 8), width=32), 0), lr=1e-2)
+    rows = train_offline(trainer, x, y, batches=20, batch_size=4, seed=1, validation=stored, encoding=encoding,
+                         validate_every=10, stored=stored)  # fmt: skip
+    by_hand = np.sqrt(((encoding.fields(trainer.predict(x)) - encoding.fields(y)) ** 2).reshape(10, -1).mean(-1))
+    assert [row["batch"] for row in rows] == [10, 20]
+    assert rows[-1]["train_mean"] == pytest.approx(by_hand.mean(), rel=1e-4) == rows[-1]["val_mean"]
     with pytest.raises(ValueError, match="batch_size 20 exceeds the 10 stored samples"):
         train_offline(Trainer(make_surrogate("mlp", 6, (8, 8))), x, y, batches=1, batch_size=20)

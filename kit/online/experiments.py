@@ -17,7 +17,7 @@ from kit.seeding import simulation_seed
 
 def _checks(rows: list[dict]) -> xr.Dataset:
     return xr.Dataset(
-        {key: ("batch", [row[key] for row in rows]) for key in ("val_mean", "val_p99", "val_max")},
+        {key: ("batch", [row[key] for row in rows]) for key in ("val_mean", "val_p99", "val_max", "train_mean")},
         coords={"batch": [int(row["batch"]) for row in rows]},
     )
 
@@ -38,7 +38,9 @@ def online_vs_offline(
     """Validation error over the same number of gradient steps, per model and seed: online over a stream
     of unique simulations vs offline epochs over ``n_offline`` stored simulations, all checked on one
     held-out validation set. ``error_ratio`` (model, seed) = online / offline final mean validation RMSE;
-    ``error_ratio_mean`` its mean over seeds, ``error_ratio_mean_low`` / ``_high`` its least and largest."""
+    ``error_ratio_mean`` its mean over seeds, ``error_ratio_mean_low`` / ``_high`` its least and largest;
+    offline runs also give ``train_mean`` (the error on their stored simulations) and ``overfit_ratio`` (model)
+    the final offline validation error over that training error, mean over seeds (above 1: overfitted)."""
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must hold at least one seed, got none")
@@ -57,6 +59,9 @@ def online_vs_offline(
     for key, value in (("mean", data.error_ratio.mean("seed")), ("mean_low", data.error_ratio.min("seed")),
                        ("mean_high", data.error_ratio.max("seed"))):  # fmt: skip
         data[f"error_ratio_{key}"] = value.assign_attrs(description=f"error_ratio over seeds: {key.split('_')[-1]}")
+    offline = data.sel(mode="offline").isel(batch=-1)
+    data["overfit_ratio"] = (offline.val_mean / offline.train_mean).mean("seed")
+    data["overfit_ratio"].attrs["description"] = "final offline validation / training RMSE, mean over seeds"
     data.attrs.update(
         simulator=repr(simulator),
         n_offline=n_offline,
@@ -88,9 +93,10 @@ def _online_and_offline(simulator, name, seed, validation, client, *, n_offline,
     online = study.run(progress=progress).validation.rename(check_batch="batch")
     points = sobol(simulator.space, n_offline, seed=simulation_seed(seed, OFFLINE_POINTS))
     x, y = simulate_dataset(simulator, points, study.encoding, seed=seed, client=client)
+    stored = ValidationSet.at(simulator, points, [simulation_seed(seed, i) for i in range(n_offline)], client=client)
     trainer = Trainer(_model(name, simulator, seed))
     offline = train_offline(trainer, x, y, batches=batches, batch_size=batch_size, seed=seed, validation=validation,
-                            encoding=study.encoding, validate_every=every)  # fmt: skip
+                            encoding=study.encoding, validate_every=every, stored=stored)  # fmt: skip
     return xr.concat([online, _checks(offline)], dim=xr.DataArray(["online", "offline"], dims="mode"))
 
 

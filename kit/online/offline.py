@@ -33,8 +33,11 @@ def train_offline(
     validation=None,
     encoding: Encoding | None = None,
     validate_every: int = 50,
+    stored=None,
 ) -> list[dict]:
-    """``batches`` gradient steps over shuffled epochs of ``(x, y)``; returns validation checks as rows."""
+    """``batches`` gradient steps over shuffled epochs of ``(x, y)``; returns validation checks as rows, with
+    ``train_mean``, the same error on ``stored`` (a :class:`~kit.online.validation.ValidationSet` of the
+    training simulations), when given: the gap between the two shows overfitting."""
     if batch_size > len(x):
         raise ValueError(f"batch_size {batch_size} exceeds the {len(x)} stored samples")
     generator, order, position, checks = rng(seed), np.empty(0, dtype=int), 0, []
@@ -46,4 +49,6 @@ def train_offline(
         trainer.step(x[index], y[index])
         if validation is not None and (batch % validate_every == 0 or batch == batches):
             checks.append({"batch": batch, **validation.summary(validation.errors(trainer, encoding))})
+            if stored is not None:
+                checks[-1]["train_mean"] = float(stored.errors(trainer, encoding).mean())
     return checks

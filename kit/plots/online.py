@@ -76,7 +76,8 @@ def _placements(ax, simulations: xr.Dataset) -> None:
 
 def online_vs_offline(data: xr.Dataset) -> Figure:
     """Validation error against gradient steps, online vs offline, per model: mean over seeds (mean RMSE
-    solid with its min-max band over seeds, p99 dashed) and ``error_ratio`` over seeds in each title."""
+    solid with its min-max band over seeds, p99 dashed; offline's error on its own stored simulations
+    dotted) and ``error_ratio`` over seeds in each title."""
     models = list(data.model.values)
     fig = Figure(figsize=(5 * len(models), 4.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(models), sharey=True))
@@ -88,6 +89,9 @@ def online_vs_offline(data: xr.Dataset) -> Figure:
                             alpha=0.2, linewidth=0)  # fmt: skip
             ax.plot(curve.batch, curve.val_mean.mean("seed"), color=color, label=f"{mode} mean")
             ax.plot(curve.batch, curve.val_p99.mean("seed"), color=color, linestyle="--", label=f"{mode} p99")
+        if "train_mean" in data:
+            stored = data.train_mean.sel(model=model, mode="offline").mean("seed")
+            ax.plot(stored.batch, stored, color="C3", linestyle=":", label="offline, on its stored set")
         mean, low, high = (float(data[f"error_ratio_mean{s}"].sel(model=model)) for s in ("", "_low", "_high"))
         ax.set(title=f"{model}: error_ratio {mean:.2f} [{low:.2f}, {high:.2f}]", xlabel="gradient steps",
                ylabel=f"validation RMSE [{units}]")  # fmt: skip
