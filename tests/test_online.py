@@ -672,6 +672,22 @@ def test_a_recorded_study_traces_its_validations_between_batches(client):
     assert max(t.end for t in trace.tasks) == checks[-1].end  # the final check ends the study
 
 
+def test_a_validation_before_any_batch_follows_the_chunks_received_by_then():
+    from types import SimpleNamespace
+
+    from kit.online.timeline import Timeline, trace
+
+    timeline = Timeline()
+    for k, arrived in enumerate((10.0, 12.0)):
+        message = SimpleNamespace(sim_id=0, attempt=0, run=7, steps=[k], started=arrived - 1, made=arrived - 0.5,
+                                  fields=np.zeros(4, np.float32))  # fmt: skip
+        timeline.chunk(message, "w", used=True)
+        timeline.chunks[-1]["arrived"] = arrived
+    timeline.validation(0, 11.0, 11.5)  # a study that ended before its first batch checks the model once
+    (check,) = [t for t in trace([timeline], "none").tasks if t.component == "validation"]
+    assert check.id == "validate0" and check.parents == ("sim0-a0-00000000-c0",)
+
+
 def test_stop_from_a_callback_ends_the_study_at_that_batch(client):
     study = small_study(Heat2D(n=8, steps=50), client, n_simulations=6, in_flight=2)
     seen = []

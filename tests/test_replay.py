@@ -354,6 +354,22 @@ def test_heft_and_min_min_plan_a_wide_task_on_all_its_cores():
     assert replay(trace, pair_of_hosts(2), "min-min").makespan == pytest.approx(2.0)
 
 
+def test_heft_orders_by_what_tasks_wait_for_files_and_ends_included():
+    from kit.replay.strategies import place
+
+    # r reads f, which w (listed after it, not its parent) writes; z takes no time and hands b nothing but
+    # its end: equal ranks, and b must still be planned after z.
+    tasks = [Task("r", "r", 0, 1, "x", reads=("f",)), Task("w", "w", 0, 1, "x", writes=("f",)),
+             Task("z", "z", 0, 0, "x"), Task("b", "b", 0, 1, "x", ("z",))]  # fmt: skip
+    trace = Trace("order", tasks, files={"f": 10})
+    placement = place(trace, pair_of_hosts(1), "heft")
+    assert set(placement) == {"r", "w", "z", "b"}
+    replayed = replay(trace, pair_of_hosts(1), placement)
+    assert replayed.starts["r"] >= replayed.ends["w"] and replayed.starts["b"] >= replayed.ends["z"]
+    with pytest.raises(ValueError, match="task 'big' fits on no host: none has its 3 core"):
+        place(Trace("wide", [Task("big", "big", 0, 1, "x", cores=3)]), pair_of_hosts(2), "heft")
+
+
 def test_tier_round_robin_and_random_strategies():
     from kit.replay.strategies import place
 

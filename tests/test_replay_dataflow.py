@@ -146,6 +146,10 @@ def test_calibrate_takes_the_median_gap_between_a_local_parent_and_its_child():
     busy = [ran("a", 0.0, 1.0, "h"), ran("x", 1.0, 3.0, "h"), ran("c", 3.1, 4.0, "h", ["a"]),
             ran("d", 4.2, 5.0, "h", ["c"])]  # fmt: skip
     assert calibrate(Trace("busy", busy)).overhead == pytest.approx(0.15)
+    # Two threads ran tasks on h (2 cores), but the wide w held both from 1 to 3: c's gap counts from 3.
+    wide = [ran("a", 0.0, 1.0, "h"), Task("w", "w", 1.0, 3.0, "h", cores=2, thread=1),
+            ran("c", 3.1, 4.0, "h", ["a"]), ran("d", 4.2, 5.0, "h", ["c"])]  # fmt: skip
+    assert calibrate(Trace("wide", wide)).overhead == pytest.approx(0.15)
 
 
 def test_streams_relabels_and_scaled_platforms_keep_files_storage_and_overhead():

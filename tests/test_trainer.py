@@ -74,6 +74,6 @@ def test_offline_training_is_reproducible_and_learns():
                          validate_every=10, stored=stored)  # fmt: skip
     by_hand = np.sqrt(((encoding.fields(trainer.predict(x)) - encoding.fields(y)) ** 2).reshape(10, -1).mean(-1))
     assert [row["batch"] for row in rows] == [10, 20]
-    assert rows[-1]["train_mean"] == pytest.approx(by_hand.mean(), rel=1e-4) == rows[-1]["val_mean"]
+    assert rows[-1]["train_mean"] == pytest.approx(by_hand.mean(), rel=1e-4)
     with pytest.raises(ValueError, match="batch_size 20 exceeds the 10 stored samples"):
         train_offline(Trainer(make_surrogate("mlp", 6, (8, 8))), x, y, batches=1, batch_size=20)

@@ -30,8 +30,8 @@ class StudyResult:
     rank_metrics: list[History] | None = None  # each training rank's metrics, with several
 
     def trace(self, name: str = "online-study"):
-        """The study as a :class:`kit.replay.Trace` (chunks on their workers, batches on the client, or on
-        ``client-r`` for rank ``r`` of several); needs ``OnlineStudy(record=True)``."""
+        """The study as a :class:`kit.replay.Trace` (chunks on their workers, batches and validations on the
+        client, or on ``client-r`` for rank ``r`` of several); needs ``OnlineStudy(record=True)``."""
         if self.timeline is None:
             raise ValueError("this study kept no timeline: run it with OnlineStudy(..., record=True)")
         return trace(self.timeline if isinstance(self.timeline, list) else [self.timeline], name)

@@ -111,7 +111,7 @@ class OnlineStudy:
         the rows of a pick-freeze group share one), torch device, and the CPU threads torch may use while the
         study runs (default 1: the other cores run simulations).
     record
-        Keep a timeline of every chunk received and batch trained (``result.trace()``: a
+        Keep a timeline of every chunk received, batch trained and validation run (``result.trace()``: a
         :class:`kit.replay.Trace` to replay on other platforms; each rank's, with several); a resumed study
         records from the resume on.
     trainers, trainer_resources, backend, rank_timeout
@@ -449,8 +449,8 @@ class OnlineStudy:
             self.trainer.step(*(np.zeros((1, *shape), np.float32) for shape in shapes), weight=0.0)
             self._record(float("nan"))
             return True
-        begun = time.time()
         with self.intake.lock:
+            begun = time.time()  # under the lock the receiving thread notes chunks with: the split is exact
             if self._staging is None:
                 self._staging = self.trainer.host_arrays(self.batch_size, *self.buffer.sample_shapes())
             batch = self.buffer.get_batch(self.batch_size, out=self._staging)

@@ -1,5 +1,6 @@
-"""What an online study did, and when: every streamed chunk (where and when it was made) and every training
-batch (which chunks it was the first to see), turned into a :class:`kit.replay.Trace` to replay elsewhere.
+"""What an online study did, and when: every streamed chunk (where and when it was made), every training
+batch (which chunks it was the first to see) and every validation, turned into a :class:`kit.replay.Trace`
+to replay elsewhere.
 
 Streaming becomes a DAG: each chunk is a task on the worker that made it, after the previous chunk of its
 simulation run; each batch is a task on the ``client``, from the draw of its samples to the end of the
@@ -26,14 +27,15 @@ CLIENT = "client"
 
 
 class Timeline:
-    """Chunks received and batches trained by one study, with wall-clock times (``time.time()``)."""
+    """Chunks received, batches trained and validations run by one study, with wall-clock times
+    (``time.time()``)."""
 
     def __init__(self):
         self.chunks: list[dict] = []
         self.batches: list[dict] = []
         self.validations: list[dict] = []
         self.launches: dict[tuple[int, int], float] = {}  # (simulation, attempt) -> when the study submitted it
-        self._since: list[int] = []  # chunks used since the last batch
+        self._since: list[int] = []  # chunks used and not yet followed by a batch
 
     def launch(self, sim_id: int, attempt: int) -> None:
         """Note that the study submitted a simulation attempt now."""
@@ -117,7 +119,7 @@ def trace(timelines: list[Timeline], name: str) -> Trace:
     origin = min([min(runs[c["run"]], c["started"]) for t, runs in zip(timelines, launched, strict=True)
                   for c in t.chunks] + [b["start"] for t in timelines for b in t.batches]
                  + [v["start"] for t in timelines for v in t.validations])  # fmt: skip
-    tasks, delays, steps = [], [], {}
+    tasks, delays, steps, received = [], [], {}, []
     several = len(timelines) > 1
     for rank, (timeline, launches) in enumerate(zip(timelines, launched, strict=True)):
         triggers, ids, previous = timeline._triggers(), timeline._ids(), {}
@@ -133,6 +135,7 @@ def trace(timelines: list[Timeline], name: str) -> Trace:
             tasks.append(Task(task_id, "simulate", start, chunk["made"] - origin, chunk["worker"] or "worker", parents,
                               "simulation", output_bytes=chunk["bytes"]))  # fmt: skip
             delays.append(max(chunk["arrived"] - chunk["made"], 0.0))
+            received.append((chunk["arrived"], task_id))
         for batch in timeline.batches:
             steps.setdefault(batch["batch"], []).append((rank, timeline, batch, ids))
     checks = {v["batch"]: v for t in timelines for v in t.validations}
@@ -148,8 +151,10 @@ def trace(timelines: list[Timeline], name: str) -> Trace:
             done.append(task_id)
         if number in checks:  # rank 0 validates the model after the step; the next step waits for it
             check, host = checks[number], f"{CLIENT}-0" if several else CLIENT
+            before = tuple(done[:1]) or tuple(last)  # before any batch: after the chunks received by then
+            before = before or tuple(task for arrived, task in received if arrived <= check["start"])
             tasks.append(Task(f"validate{number}", "validate", check["start"] - origin, check["end"] - origin, host,
-                              tuple(done[:1]) or tuple(last), "validation"))  # fmt: skip
+                              before, "validation"))  # fmt: skip
             done[:1] = [f"validate{number}"]  # rank 0's step is before it
         last = done or last
     # Streaming a chunk to the study (socket queues, receiving) takes a delay a replay prices as latency.

@@ -3,7 +3,7 @@
 :func:`record` captures every task of a dask computation (a scheduler plugin) into a :class:`Trace`, saved as
 WfCommons WfFormat JSON (:meth:`Trace.save`) and read back, like public WfCommons instances, by
 :func:`load_trace`. :class:`Platform` (hosts in tiers, links, routes; ``from_yaml``) and :func:`replay` (a
-discrete-event engine: cores and GPUs, max-min fair links with bandwidth profiles, latency, host failures)
+discrete-event engine: cores and GPUs, max-min fair links with bandwidth profiles, latency, disks, host failures)
 replay a trace under a placement (a strategy of :mod:`kit.replay.strategies`), with :class:`Stream` s of
 requests or training steps beside it. Never imports torch; dask loads only with :func:`record`.
 """

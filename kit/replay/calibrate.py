@@ -60,18 +60,26 @@ def overhead(trace: Trace) -> float:
     on_host: dict[str, list] = defaultdict(list)
     for t in trace.tasks:
         on_host[t.host].append(t)
-    starts = {host: sorted(t.start for t in ts) for host, ts in on_host.items()}
-    ends = {host: sorted(t.end for t in ts) for host, ts in on_host.items()}
+    starts = {host: _taken(ts, "start") for host, ts in on_host.items()}
+    ends = {host: _taken(ts, "end") for host, ts in on_host.items()}
     gaps = []
     for t in trace.tasks:
         if not t.parents or any(tasks[p].host != t.host for p in t.parents):
             continue
         ready, host = max(tasks[p].end for p in t.parents), t.host
-        busy = bisect_right(starts[host], ready) - bisect_right(ends[host], ready)  # running when t was ready
+        (start_times, started), (end_times, ended) = starts[host], ends[host]
+        busy = started[bisect_right(start_times, ready)] - ended[bisect_right(end_times, ready)]  # cores in use
         if t.start > ready and busy >= cores[host]:  # a core was free from the last end before its start
-            ready = max(ready, ends[host][bisect_right(ends[host], t.start) - 1])
+            ready = max(ready, end_times[bisect_right(end_times, t.start) - 1])
         gaps.append(t.start - ready)
     return max(float(np.median(gaps)), 0.0) if gaps else 0.0
+
+
+def _taken(tasks, field: str) -> tuple[list[float], list[int]]:
+    """The tasks' start (or end) times, sorted, and the cores taken (or given back) up to each: ``cores[k]``
+    over the first ``k`` times."""
+    pairs = sorted((getattr(t, field), max(1, math.ceil(t.cores))) for t in tasks)
+    return [at for at, _ in pairs], [0, *np.cumsum([width for _, width in pairs]).tolist()]
 
 
 def fidelity(trace: Trace, platform: Platform | None = None) -> xr.Dataset:

@@ -332,7 +332,7 @@ class Engine:
         for group in groups:  # each group's bytes so far, at the rates until now
             group.served += group.rate * (now - group.since)
             group.since = now
-        max_min_rates(self.groups, self.users, self.load, self.bandwidth)
+        max_min_rates(self.users, self.load, self.bandwidth)
         best, finishing = math.inf, None
         for group in groups:
             target, flow = group.targets[0]
@@ -348,11 +348,12 @@ class Engine:
         for gpu in (False, True):
             self.free[host, gpu] = 0
             self.queues[host, gpu].clear()
-        for key in [key for key, flow in self.flows.items() if host in (flow.source, flow.target)]:
-            flow = self.flows.pop(key)
-            self.leave(flow)
-            flow.group.targets = [target for target in flow.group.targets if target[1] != key]
-            heapq.heapify(flow.group.targets)
+        dropped = {key for key, flow in self.flows.items() if host in (flow.source, flow.target)}
+        for group in {self.flows[key].group for key in dropped}:  # the targets left are of flows in flight
+            group.targets = [target for target in group.targets if target[1] not in dropped]
+            heapq.heapify(group.targets)
+        for key in dropped:
+            self.leave(self.flows.pop(key))
         gone = [entry for entry, state in self.at.items() if entry[1] == host or getattr(state, "source", None) == host]
         for entry in gone:
             del self.at[entry]

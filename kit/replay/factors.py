@@ -30,7 +30,7 @@ def scaled(platform: Platform, values: dict) -> Platform:
     """``platform`` with link bandwidths (their profiles over time too), latencies and host CPU speeds
     multiplied by ``values["bandwidth"]``, ``["latency"]``, ``["speed"]`` (``"speed.edge"``: the edge hosts
     only; a link belongs to a tier when one of its ends does) and ``values["hosts.<tier>"]`` hosts in that
-    tier (copies of its first host, linked like it; rounded, at least 1)."""
+    tier (copies of its first host, linked like it; rounded, at least 1). Disk bandwidths are not scaled."""
     hosts, links = dict(platform.hosts), list(platform.links)
     for key, value in values.items():
         factor, _, tier = key.partition(".")

@@ -102,7 +102,6 @@ class Disk:
     mode: str
     bandwidth: float
     latency: ClassVar[float] = 0.0
-    changes: ClassVar[tuple] = ()
 
     @property
     def name(self) -> str:

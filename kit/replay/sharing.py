@@ -29,9 +29,9 @@ class Group:
         self.since = now
 
 
-def max_min_rates(groups: dict, users: dict, load: dict, bandwidth: dict) -> None:
-    """Max-min fair rates by progressive filling over groups of flows with one route: the most shared link
-    fixes the rate of its flows first."""
+def max_min_rates(users: dict, load: dict, bandwidth: dict) -> None:
+    """Max-min fair rates (``Group.rate``) of the groups crossing each link (``users``), by progressive
+    filling: the most shared link (``load``: its flows) fixes the rate of its groups first."""
     counts = {name: n for name, n in load.items() if n}
     capacity = {name: bandwidth[name] for name in counts}
     fixed = set()

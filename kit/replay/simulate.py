@@ -3,9 +3,10 @@
 Tasks start as soon as their inputs are on their host and one of its cores (or GPUs, for training and
 inference on a host that has them) is free, ready tasks in the order they started in the trace, and run
 ``runtime / speed``. A parent's output goes once to each other host that needs it: the flow waits the
-route's latency, then shares every link it crosses max-min fairly with the flows in flight; on the same host
-data is free. Links may change bandwidth over time, hosts may fail, and streams of requests or training
-steps run beside the trace (:mod:`kit.replay.engine`, :mod:`kit.replay.streams`).
+route's latency, then shares every link it crosses (and the disks it reads from and writes to) max-min fairly
+with the flows in flight; on the same host data is free. Links may change bandwidth over time, hosts may
+fail, and streams of requests or training steps run beside the trace (:mod:`kit.replay.engine`,
+:mod:`kit.replay.streams`).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ memory it exceeds.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import defaultdict
 
 import numpy as np
 
@@ -79,16 +79,18 @@ def _heft(trace, platform, seed):
     pairs = [(a.name, b.name) for a in hosts for b in hosts if a.name != b.name]
 
     def mean_transfer(size):
-        return np.mean([_transfer(platform, a, b, size) for a, b in pairs]) if pairs and size else 0.0
+        return np.mean([_transfer(platform, a, b, size) for a, b in pairs]) if pairs else 0.0
 
+    ordered = topological(schedule.predecessors)  # writers of what a task reads before it
     rank: dict[str, float] = {}
-    for t in reversed(_topological(trace)):
-        tail = max((mean_transfer(size) + rank[c] for c, size in schedule.successors[t.id].items()), default=0.0)
-        rank[t.id] = mean_compute[t.id] + tail
-    order = sorted(trace.tasks, key=lambda t: (-rank[t.id], t.id))
-    for t in order:
-        host = min(platform.hosts, key=lambda name: (schedule.finish(t.id, name), name))
-        schedule.assign(t.id, host)
+    for task_id in reversed(ordered):
+        tail = max((rank[c] + (0.0 if size is None else mean_transfer(size))
+                    for c, size in schedule.successors[task_id].items()), default=0.0)  # fmt: skip
+        rank[task_id] = mean_compute[task_id] + tail
+    position = {task_id: k for k, task_id in enumerate(ordered)}  # on equal ranks, a parent comes first
+    for task_id in sorted(ordered, key=lambda i: (-rank[i], position[i])):
+        host = min(platform.hosts, key=lambda name: (schedule.finish(task_id, name), name))
+        schedule.assign(task_id, host)
     return schedule.host
 
 
@@ -112,19 +114,21 @@ def _min_min(trace, platform, seed):
 class _Schedule:
     """Earliest start and finish of tasks on hosts with their cores and GPUs, each file a task reads priced
     from where it is (without contention); ``successors[t]``: the tasks waiting for ``t``, with the bytes
-    each reads from it; ``predecessors[t]``: the tasks ``t`` waits for. A host where the task does not fit
-    finishes it at infinity."""
+    each reads from it (None when it waits for its end alone); ``predecessors[t]``: the tasks ``t`` waits
+    for. A host where the task does not fit finishes it at infinity."""
 
     def __init__(self, trace, platform):
         self.tasks, self.platform = {t.id: t for t in trace.tasks}, platform
         self.dataflow = flow = Dataflow(trace, platform.storage)
-        self.successors: dict[str, dict[str, float]] = {t.id: defaultdict(float) for t in trace.tasks}
+        self.successors: dict[str, dict[str, float | None]] = {t.id: {} for t in trace.tasks}
         self.predecessors: dict[str, set[str]] = {t.id: set() for t in trace.tasks}
         for t in trace.tasks:
             for key in flow.needs[t.id]:
                 producer = flow.producer.get(key)
                 if producer is not None and producer != t.id:
-                    self.successors[producer][t.id] += 0.0 if is_end(key) else flow.size[key]
+                    read = self.successors[producer].setdefault(t.id, None)
+                    if not is_end(key):
+                        self.successors[producer][t.id] = (read or 0.0) + flow.size[key]
                     self.predecessors[t.id].add(producer)
         self.host: dict[str, str] = {}
         self.end: dict[str, float] = {}
@@ -147,16 +151,19 @@ class _Schedule:
             else:
                 at = self.end[producer] + _transfer(platform, self.host[producer], host, flow.size[key])
             arrival = max(arrival, at)
-        slots = self.slots[host, h.on_gpu(task)]
-        free = sorted(slots)[self._width(task, h) - 1]  # when enough of them are free
+        slots, width = self.slots[host, h.on_gpu(task)], self._width(task, h)
+        free = min(slots) if width == 1 else heapq.nsmallest(width, slots)[-1]  # when enough of them are free
         start = max(arrival + platform.overhead, free)
         return start + h.duration(task), start
 
     def assign(self, task_id: str, host: str) -> None:
         finish, start = self.finish(task_id, host)
-        if finish == np.inf:
-            raise ValueError(f"task {task_id!r} fits on no host: its GPU memory need exceeds every GPU's")
         task, h = self.tasks[task_id], self.platform.hosts[host]
+        if finish == np.inf:
+            raise ValueError(
+                f"task {task_id!r} fits on no host: none has its {max(1, math.ceil(task.cores))} core(s) or, for a GPU "
+                f"task, a GPU with its {task.memory:g} bytes of memory"
+            )
         slots = self.slots[host, h.on_gpu(task)]
         for _ in range(self._width(task, h)):
             slots[slots.index(min(slots))] = finish
