@@ -273,8 +273,9 @@ def _forget(endpoint: Endpoint) -> None:
 class Sender:
     """The sending end of one simulation attempt's stream (used inside its dask task).
 
-    ``stopped()`` says whether the study's epoch ended; it is asked only while disconnected, so a study
-    that stopped ends its simulations within ``poll`` seconds and a healthy one costs no control traffic.
+    ``stopped()`` says whether the study's epoch ended; it is asked once a poll only while disconnected or
+    waiting for a shared-memory slot, so a study that stopped ends its simulations within ``poll`` seconds and
+    one that keeps reading costs no control traffic.
     With ``keep`` the thread's connection to the study outlives the sender (:func:`kept_connection`);
     otherwise the sender opens its own and closes it on exit.
     """

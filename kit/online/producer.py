@@ -114,7 +114,7 @@ def _checked(fields: np.ndarray, steps: np.ndarray, begin: int, end: int, chunk_
 
 def _stop_event(endpoint: Endpoint):
     """Whether the study's epoch ended: a dask ``Event`` the study sets when it stops (asked only while the
-    sender is disconnected)."""
+    sender is disconnected or waits for a shared-memory slot)."""
 
     def stopped() -> bool:
         from distributed import Event, get_client

@@ -144,10 +144,10 @@ def trace(timelines: list[Timeline], name: str) -> Trace:
         done = []
         for rank, timeline, batch, ids in steps.get(number, ()):
             host, task_id = (f"{CLIENT}-{rank}", f"train{number}-r{rank}") if several else (CLIENT, f"train{number}")
-            received = sum(timeline.chunks[i]["bytes"] for i in batch["chunks"])
+            nbytes = sum(timeline.chunks[i]["bytes"] for i in batch["chunks"])
             parents = (*last, *(ids[i] for i in batch["chunks"]))
             tasks.append(Task(task_id, "train", batch["start"] - origin, batch["end"] - origin, host, parents,
-                              "training", input_bytes=received))  # fmt: skip
+                              "training", input_bytes=nbytes))  # fmt: skip
             done.append(task_id)
         if number in checks:  # rank 0 validates the model after the step; the next step waits for it
             check, host = checks[number], f"{CLIENT}-0" if several else CLIENT

@@ -24,12 +24,13 @@ def calibrate(trace: Trace, *, tier: str = "hpc") -> Platform:
     speed (1); a link between every pair of workers at the bandwidth the recorded transfers achieved
     (bytes that crossed workers over the seconds their transfers took), with the trace's
     ``transfer_latency`` (0 if absent), and the per-task ``overhead`` the trace shows (:func:`overhead`)."""
-    hosts = {name: Host(name, tier, cores, 1.0) for name, cores in host_cores(trace).items()}
+    cores = host_cores(trace)
+    hosts = {name: Host(name, tier, count, 1.0) for name, count in cores.items()}
     moved, seconds = trace.attrs.get("transfer_bytes", 0), trace.attrs.get("transfer_seconds", 0.0)
     bandwidth = moved / seconds if moved and seconds > 0 else DEFAULT_BANDWIDTH
     latency = float(trace.attrs.get("transfer_latency", 0.0))
     links = [Link((a, b), bandwidth, latency) for a, b in combinations(sorted(hosts), 2)]
-    return Platform(hosts, links, overhead=overhead(trace))
+    return Platform(hosts, links, overhead=overhead(trace, cores))
 
 
 def host_cores(trace: Trace) -> dict[str, int]:
@@ -47,16 +48,17 @@ def host_cores(trace: Trace) -> dict[str, int]:
     return cores
 
 
-def overhead(trace: Trace) -> float:
+def overhead(trace: Trace, cores: dict[str, int] | None = None) -> float:
     """The median gap between a task's ready time and its start in a trace with recorded start times (ready:
     when the last of its parents on its own host ended, so that no transfer is counted; tasks with a parent
     elsewhere are left out), less the wait for a core: on a host whose cores were all busy when the task was
     ready, the gap counts from the last end there before its start. What the workflow system spent per task;
-    0 without such tasks, or when the start times were not recorded but derived."""
+    0 without such tasks, or when the start times were not recorded but derived. ``cores``: each host's, as
+    :func:`host_cores` gives them (computed when not given)."""
     if trace.stated_makespan is not None:
         return 0.0
     tasks = {t.id: t for t in trace.tasks}
-    cores = host_cores(trace)
+    cores = cores or host_cores(trace)
     on_host: dict[str, list] = defaultdict(list)
     for t in trace.tasks:
         on_host[t.host].append(t)
